@@ -1,0 +1,1 @@
+"""Daily sales forecasting on Airflow: the code the DAGs use (Airflow side only)."""

@@ -1,0 +1,393 @@
+"""The local platform: a DuckDB file, real subprocesses, a folder registry. Nothing is mocked."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sales_forecast.config import Settings
+from sales_forecast.contract import Contract
+from sales_forecast.platforms.base import (
+    Deployer,
+    JobRunner,
+    ModelRegistry,
+    ModelVersion,
+    Platform,
+    StagingLoad,
+    Warehouse,
+)
+from sales_forecast.sqlrender import TableNames, render_sql, to_duckdb
+
+__all__ = [
+    "DuckDBWarehouse",
+    "LocalDeployer",
+    "LocalModelRegistry",
+    "SubprocessJobRunner",
+    "build_local_platform",
+    "duckdb_connect",
+    "sha256_file",
+]
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def duckdb_connect(path: Path, read_only: bool = False, wait_s: float = 60.0) -> Iterator[Any]:
+    """Open the DuckDB file, waiting while another process holds the write lock.
+
+    DuckDB allows one writing process per file; under a real scheduler tasks, the serving app
+    and the trainer are separate processes, so each opens late, closes early, and waits briefly.
+    """
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+class DuckDBWarehouse(Warehouse):
+    def __init__(self, path: Path, dataset: str) -> None:
+        self.path = Path(path)
+        self.dataset = dataset
+        self.tables = TableNames(dataset)
+
+    def _connect(self) -> contextlib.AbstractContextManager[Any]:
+        return duckdb_connect(self.path)
+
+    def load_csv_to_staging(
+        self, uri: str, header: Sequence[str], contract: Contract
+    ) -> StagingLoad:
+        staging = f"{self.dataset}.staging"
+        columns = {name: "VARCHAR" for name in header}
+        with self._connect() as con:
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.dataset}"')
+            con.execute("BEGIN")
+            # Explicit columns, every one VARCHAR: typing happens in validate.sql, where a bad
+            # value becomes a quarantine row with a reason instead of a failed or lossy load.
+            con.execute(
+                """
+                CREATE OR REPLACE TEMP TABLE _raw AS
+                SELECT row_number() OVER () AS _i, *
+                FROM read_csv(?, header = true, auto_detect = false, delim = ',', quote = '"',
+                              escape = '"', columns = ?, store_rejects = true,
+                              rejects_table = '_rejects', rejects_scan = '_reject_scans')
+                """,
+                [uri, columns],
+            )
+            rejects = con.execute("SELECT line FROM _rejects ORDER BY line").fetchall()
+            # Rows after a skipped malformed line shift by one: map the i-th accepted row back
+            # to its real line number (line 1 is the header).
+            thresholds = [int(line) - j for j, (line, *_rest) in enumerate(rejects, start=1)]
+            con.execute("CREATE OR REPLACE TEMP TABLE _thresholds (t BIGINT)")
+            if thresholds:
+                con.executemany("INSERT INTO _thresholds VALUES (?)", [[t] for t in thresholds])
+            select_cols = ", ".join(
+                f'"{c}"' if c in header else f'CAST(NULL AS VARCHAR) AS "{c}"'
+                for c in contract.column_names
+            )
+            con.execute(
+                f"""
+                CREATE OR REPLACE TABLE {staging} AS
+                SELECT _i + 1 + (SELECT count(*) FROM _thresholds WHERE _raw._i >= t)
+                         AS _source_row,
+                       ? AS _source_file, {select_cols}
+                FROM _raw ORDER BY _i
+                """,
+                [uri],
+            )
+            con.execute(
+                f"""
+                CREATE OR REPLACE TABLE {self.dataset}.staging_malformed AS
+                SELECT CAST(line AS BIGINT) AS source_row,
+                       'malformed CSV line (' || lower(CAST(error_type AS VARCHAR)) || '): '
+                         || split_part(error_message, chr(10), 1) AS reason,
+                       csv_line AS raw_line
+                FROM _rejects
+                """
+            )
+            rows = con.execute(f"SELECT count(*) FROM {staging}").fetchone()[0]
+            con.execute("COMMIT")
+        return StagingLoad(table=staging, rows=int(rows), malformed=len(rejects))
+
+    def run_script(self, name: str, contract: Contract, **params: Any) -> None:
+        statements = to_duckdb(render_sql(name, contract, self.tables))
+        with self._connect() as con:
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.dataset}"')
+            con.execute("BEGIN")
+            try:
+                for stmt in statements:
+                    used = {k: v for k, v in params.items() if f"${k}" in stmt}
+                    con.execute(stmt, used or None)
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
+    def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        (stmt,) = to_duckdb(sql)
+        with duckdb_connect(self.path) as con:
+            cur = con.execute(stmt, {k: v for k, v in params.items() if f"${k}" in stmt} or None)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        cols = list(rows[0])
+        with self._connect() as con:
+            con.executemany(
+                f"INSERT INTO {self.dataset}.{table} ({', '.join(cols)}) "
+                f"VALUES ({', '.join('?' for _ in cols)})",
+                [[r[c] for c in cols] for r in rows],
+            )
+
+    def table_uri(self, table: str) -> str:
+        return f"duckdb://{self.path}?table={self.dataset}.{table}"
+
+
+class SubprocessJobRunner(JobRunner):
+    """Runs the trainer entrypoint as a subprocess with the environment Vertex AI would set."""
+
+    def __init__(self, python: str, src: Path, timeout_s: int) -> None:
+        self.python = python
+        self.src = Path(src)
+        self.timeout_s = timeout_s
+
+    def run(
+        self, command: str, args: Sequence[str], *, env: Mapping[str, str], job_name: str
+    ) -> None:
+        cmd = [self.python, "-m", "trainer", command, *args]
+        full_env = {
+            **os.environ,
+            "PYTHONPATH": str(self.src),
+            "CLOUD_ML_JOB_ID": job_name,
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
+        log.info("running job %s: %s", job_name, " ".join(cmd))
+        proc = subprocess.Popen(
+            cmd,
+            cwd=self.src,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        tail: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.info("[%s] %s", command, line.rstrip())
+            tail = [*tail[-19:], line.rstrip()]
+        try:
+            code = proc.wait(timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise RuntimeError(f"job {job_name} timed out after {self.timeout_s} s") from None
+        if code != 0:
+            detail = "\n".join(tail[-8:])
+            raise RuntimeError(f"job {job_name} (trainer {command}) failed, exit {code}:\n{detail}")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _hash_tree(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): sha256_file(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class LocalModelRegistry(ModelRegistry):
+    """A versioned folder registry with aliases, mirroring Vertex AI Model Registry semantics.
+
+    ``<root>/<name>/registry.json`` is the index; ``<root>/<name>/<version>/`` holds the files.
+    The index is replaced atomically (write a temp file, then rename), so a reader never sees a
+    half-written record and a crash leaves the previous state intact.
+    """
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root = Path(root) / name
+        self.name = name
+        self.index_path = self.root / "registry.json"
+
+    def _read(self) -> dict[str, Any]:
+        if not self.index_path.exists():
+            return {"model": self.name, "versions": [], "aliases": {}, "events": []}
+        return json.loads(self.index_path.read_text())
+
+    def _write(self, index: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.index_path.with_suffix(f".{uuid.uuid4().hex}.tmp")
+        tmp.write_text(json.dumps(index, indent=2, sort_keys=True))
+        os.replace(tmp, self.index_path)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict[str, Any]]:
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            index = self._read()
+            yield index
+            self._write(index)
+
+    def _version(self, index: dict[str, Any], entry: dict[str, Any]) -> ModelVersion:
+        aliases = tuple(sorted(a for a, v in index["aliases"].items() if v == entry["version"]))
+        return ModelVersion(
+            name=self.name,
+            version=entry["version"],
+            uri=entry["uri"],
+            run_id=entry["run_id"],
+            metrics=entry.get("metrics", {}),
+            files=entry.get("files", {}),
+            aliases=aliases,
+            created_at=entry.get("created_at", ""),
+        )
+
+    def list_versions(self) -> list[ModelVersion]:
+        index = self._read()
+        return [self._version(index, e) for e in index["versions"]]
+
+    def get(self, version: str) -> ModelVersion:
+        index = self._read()
+        for e in index["versions"]:
+            if e["version"] == version:
+                return self._version(index, e)
+        raise KeyError(f"model {self.name} has no version {version!r}")
+
+    def get_by_alias(self, alias: str) -> ModelVersion | None:
+        index = self._read()
+        version = index["aliases"].get(alias)
+        return None if version is None else self.get(version)
+
+    def verify(self, version: ModelVersion) -> None:
+        """Raise if the promoted files differ from the sha256 recorded at registration."""
+        actual = _hash_tree(Path(version.uri))
+        if actual != version.files:
+            changed = sorted(set(actual.items()) ^ set(version.files.items()))
+            raise RuntimeError(
+                f"model {self.name} v{version.version}: files differ from the registry record "
+                f"({', '.join(sorted({k for k, _ in changed}))}); refusing to use it"
+            )
+
+    def register(
+        self, source_dir: str, *, run_id: str, metrics: dict[str, Any], extra: dict[str, Any]
+    ) -> ModelVersion:
+        src = Path(source_dir)
+        if not src.is_dir() or not any(src.iterdir()):
+            raise FileNotFoundError(f"no model files in {src}")
+        with self._locked() as index:
+            for e in index["versions"]:
+                if e["run_id"] == run_id:
+                    log.info("run %s is already registered as version %s", run_id, e["version"])
+                    return self._version(index, e)
+            version = str(1 + max((int(e["version"]) for e in index["versions"]), default=0))
+            dest = self.root / version
+            tmp = self.root / f".{version}.{uuid.uuid4().hex}.tmp"
+            shutil.copytree(src, tmp)
+            files = _hash_tree(tmp)
+            if dest.exists():  # a crash between copy and index write left an orphan folder
+                shutil.rmtree(dest)
+            os.replace(tmp, dest)
+            entry = {
+                "version": version,
+                "uri": str(dest),
+                "run_id": run_id,
+                "metrics": metrics,
+                "files": files,
+                "created_at": _now(),
+                **extra,
+            }
+            index["versions"].append(entry)
+            index["events"].append({"at": _now(), "event": "register", "version": version})
+            return self._version(index, entry)
+
+    def set_alias(self, alias: str, version: str) -> ModelVersion:
+        with self._locked() as index:
+            if not any(e["version"] == version for e in index["versions"]):
+                raise KeyError(f"model {self.name} has no version {version!r}")
+            previous = index["aliases"].get(alias)
+            index["aliases"][alias] = version
+            index["events"].append(
+                {
+                    "at": _now(),
+                    "event": "alias",
+                    "alias": alias,
+                    "version": version,
+                    "previous": previous,
+                }
+            )
+        return self.get(version)
+
+
+class LocalDeployer(Deployer):
+    """Local "deploy" = move the registry's ``production`` alias after checking the files.
+
+    The local serving app serves that alias and picks the new version up without a restart.
+    """
+
+    def __init__(self, registry: LocalModelRegistry, alias: str = "production") -> None:
+        self.registry = registry
+        self.alias = alias
+
+    def deploy(self, version: ModelVersion) -> dict[str, Any]:
+        self.registry.verify(version)
+        previous = self.registry.get_by_alias(self.alias)
+        self.registry.set_alias(self.alias, version.version)
+        return {
+            "endpoint": f"local registry alias '{self.alias}'",
+            "model": version.name,
+            "version": version.version,
+            "previous_version": previous.version if previous else None,
+            "uri": version.uri,
+        }
+
+
+def build_local_platform(settings: Settings, contract_name: str | None = None) -> Platform:
+    suffix = settings.namespace(contract_name or settings.default_dataset)
+    registry = LocalModelRegistry(settings.models_root, settings.model_name + suffix)
+    return Platform(
+        warehouse=DuckDBWarehouse(settings.warehouse_path, settings.dataset + suffix),
+        runner=SubprocessJobRunner(
+            settings.trainer_python, settings.trainer_src, settings.trainer_timeout_s
+        ),
+        registry=registry,
+        deployer=LocalDeployer(registry),
+        runs_root=str(settings.runs_root),
+    )

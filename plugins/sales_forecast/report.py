@@ -1,0 +1,98 @@
+"""Print what the latest local run produced: ``python -m sales_forecast.report``.
+
+Reads the DuckDB warehouse read-only and the local registry, so it is safe to run while a DAG
+run or the serving app is active.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from sales_forecast.config import get_settings
+from sales_forecast.platforms.local import LocalModelRegistry, duckdb_connect
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default=None, help="contract name (default: the default)")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    contract_name = args.dataset or settings.default_dataset
+    suffix = settings.namespace(contract_name)
+    db = settings.warehouse_path
+    if not db.exists():
+        print(f"No warehouse at {db} yet: run `make demo` first.")
+        return 1
+    ds = settings.dataset + suffix
+    with duckdb_connect(db, read_only=True) as con:
+        tables = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [ds]
+            ).fetchall()
+        }
+        if "daily_sales_forecasts" not in tables:
+            print(f"No forecasts in {db} yet.")
+            return 1
+        run_id, model_version, created = con.execute(
+            f"SELECT run_id, any_value(model_version), max(created_at) "
+            f"FROM {ds}.daily_sales_forecasts GROUP BY run_id ORDER BY 3 DESC LIMIT 1"
+        ).fetchone()
+        n, series, first, last = con.execute(
+            f"SELECT count(*), count(DISTINCT series_id), min(date), max(date) "
+            f"FROM {ds}.daily_sales_forecasts WHERE run_id = ?",
+            [run_id],
+        ).fetchone()
+        print(f"Warehouse: {db}")
+        print(f"Latest run: {run_id}")
+        print(
+            f"  daily_sales_forecasts: {n} rows = {series} series x {first}..{last}, "
+            f"model {model_version}"
+        )
+        sample = con.execute(
+            f"SELECT series_id, date, round(forecast, 2), round(lower_80, 2), round(upper_80, 2) "
+            f"FROM {ds}.daily_sales_forecasts WHERE run_id = ? ORDER BY series_id, date LIMIT 5",
+            [run_id],
+        ).fetchall()
+        print("  first rows (series, date, forecast, 80% interval):")
+        for s, d, f, lo, hi in sample:
+            print(f"    {s:<14} {d}  {f:>8}  [{lo}, {hi}]")
+        if "rejected_rows" in tables:
+            (rejected,) = con.execute(
+                f"SELECT count(*) FROM {ds}.rejected_rows WHERE run_id = ?", [run_id]
+            ).fetchone()
+            print(f"  rejected_rows for this run: {rejected}")
+        feats = con.execute(
+            f"SELECT count(*), count(DISTINCT series_id) FROM {ds}.daily_sales_features"
+        ).fetchone()
+        print(f"  daily_sales_features: {feats[0]} rows, {feats[1]} series")
+    run_dir = settings.runs_root
+    from sales_forecast.steps import run_key as make_run_key
+
+    gates = [p for p in [run_dir / make_run_key(run_id) / "backtest" / "gate.json"] if p.exists()]
+    if gates:
+        gate = json.loads(gates[-1].read_text())
+        print(
+            f"Gate ({gate.get('metric')}): {'PASSED' if gate.get('passed') else 'FAILED'}: "
+            f"challenger {gate.get('challenger')}, seasonal naive {gate.get('baseline')}, "
+            f"production {gate.get('champion')}"
+        )
+        print(f"  {gate.get('reason')}")
+    registry = LocalModelRegistry(settings.models_root, settings.model_name + suffix)
+    versions = registry.list_versions()
+    prod = registry.get_by_alias("production")
+    print(
+        f"Registry {Path(registry.index_path)}: {len(versions)} version(s); "
+        f"production = {('v' + prod.version + ' at ' + prod.uri) if prod else 'none'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+import json
+from pathlib import Path
+
+import pytest
+from sales_forecast.contract import load_contract
+from sales_forecast.platforms.local import DuckDBWarehouse, LocalDeployer, LocalModelRegistry
+
+HEADER = "date,store_id,item_id,sales,price,on_promo,is_holiday,temperature"
+
+
+def write_csv(path: Path, lines: list[str]) -> str:
+    path.write_text("\n".join([HEADER, *lines]) + "\n")
+    return str(path)
+
+
+@pytest.fixture
+def wh(tmp_path):
+    return DuckDBWarehouse(tmp_path / "w.duckdb", "sf")
+
+
+@pytest.fixture
+def retail():
+    return load_contract("retail")
+
+
+def stage_and_validate(wh, retail, path, run_id="r1"):
+    load = wh.load_csv_to_staging(path, HEADER.split(","), retail)
+    wh.run_script("create_tables", retail)
+    wh.run_script("validate", retail)
+    wh.run_script("quarantine", retail, run_id=run_id, source_file=path)
+    return load
+
+
+def reasons(wh, run_id="r1"):
+    rows = wh.query(
+        f"SELECT source_row, reason FROM {wh.tables.rejected_rows} WHERE run_id = @r "
+        "ORDER BY source_row",
+        r=run_id,
+    )
+    return {r["source_row"]: r["reason"] for r in rows}
+
+
+def test_every_bad_row_is_quarantined_with_its_line_and_reason(wh, retail, tmp_path):
+    path = write_csv(
+        tmp_path / "in.csv",
+        [
+            "2024-01-01,S01,I001,3,1.5,false,true,5.0",  # 2 ok
+            "2024-01-02,S01,I001,-1,1.5,false,false,5",  # 3 negative target
+            "2024-01-03,S01,I001,abc,1.5,false,false,5",  # 4 wrong type
+            "2024-13-01,S01,I001,2,1.5,false,false,5",  # 5 impossible date
+            "01/04/2024,S01,I001,2,1.5,false,false,5",  # 6 unparsable date format
+            "2024-01-05,S01,I001,,1.5,false,false,5",  # 7 missing target
+            "2024-01-06,,I001,2,1.5,false,false,5",  # 8 missing key
+            "2024-01-07,S01,I001,2,1.5,maybe,false,5",  # 9 bad bool
+            "2024-01-08,S01,I001,2,1.5,false,false,5,9",  # 10 too many fields
+            "2024-01-09,S01,I001,2,1.5,false,false,5",  # 11 exact duplicate kept
+            "2024-01-09,S01,I001,2,1.5,false,false,5",  # 12 exact duplicate rejected
+            "2024-01-10,S01,I001,2,1.5,false,false,5",  # 13 conflicting
+            "2024-01-10,S01,I001,3,1.5,false,false,5",  # 14 conflicting
+            "2024-01-11,S01,I001,2,nan,false,false,5",  # 15 non-finite float
+            "2024-01-12,S01,I001,4,,,,",  # 16 ok: covariates nullable
+        ],
+    )
+    load = stage_and_validate(wh, retail, path)
+    assert load.rows == 14 and load.malformed == 1
+    got = reasons(wh)
+    assert set(got) == {3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15}
+    assert got[3] == "sales: negative value"
+    assert got[4] == 'sales: "abc" is not a valid FLOAT64'
+    assert got[5] == 'date: "2024-13-01" is not a valid DATE'
+    assert got[6] == 'date: "01/04/2024" is not a valid DATE'
+    assert got[7] == "sales: missing value"
+    assert got[8] == "store_id: missing value"
+    assert got[9] == 'on_promo: "maybe" is not a valid BOOL'
+    assert got[10].startswith("malformed CSV line (too many columns)")
+    assert got[12] == "exact duplicate of row 11"
+    assert got[13] == got[14] and got[13].startswith("duplicate key with conflicting values")
+    assert got[15] == 'price: "nan" is not a valid FLOAT64'
+    raw = wh.query(f"SELECT raw_record FROM {wh.tables.rejected_rows} WHERE source_row = 4")[0][
+        "raw_record"
+    ]
+    assert json.loads(raw)["sales"] == "abc"  # the raw value is kept, nothing is lost
+
+
+def test_quarantine_is_replaced_when_the_run_is_rerun(wh, retail, tmp_path):
+    path = write_csv(tmp_path / "in.csv", ["2024-01-02,S01,I001,-1,1.5,false,false,5"])
+    other = write_csv(tmp_path / "other.csv", ["2024-01-02,S01,I001,x,1.5,false,false,5"])
+    stage_and_validate(wh, retail, path)
+    stage_and_validate(wh, retail, path)
+    assert len(reasons(wh, "r1")) == 1
+    # The same file loaded by another run replaces its quarantine rows rather than copying them.
+    stage_and_validate(wh, retail, path, run_id="r2")
+    assert len(reasons(wh, "r1")) == 0 and len(reasons(wh, "r2")) == 1
+    stage_and_validate(wh, retail, other, run_id="r3")
+    assert len(reasons(wh, "r2")) == 1 and len(reasons(wh, "r3")) == 1
+
+
+def test_history_merge_and_features_fill_gaps(wh, retail, tmp_path):
+    path = write_csv(
+        tmp_path / "a.csv",
+        [
+            "2024-01-01,S01,I001,3,1.5,false,true,5.0",
+            "2024-01-04,S01,I001,5,,true,false,6.0",
+            "2024-01-03,S01,I002,1,2.0,false,false,",
+        ],
+    )
+    stage_and_validate(wh, retail, path)
+    wh.run_script("merge_history", retail, run_id="r1")
+    # A second delivery corrects one day and adds another; the rest of history is untouched.
+    path2 = write_csv(
+        tmp_path / "b.csv",
+        [
+            "2024-01-04,S01,I001,7,1.4,true,false,6.0",
+            "2024-01-05,S01,I002,2,2.0,false,false,1.0",
+        ],
+    )
+    stage_and_validate(wh, retail, path2, run_id="r2")
+    wh.run_script("merge_history", retail, run_id="r2")
+    wh.run_script("features", retail)
+    rows = wh.query(
+        f"SELECT series_id, date, sales, price, on_promo, is_gap_filled, temperature "
+        f"FROM {wh.tables.daily_sales_features} ORDER BY series_id, date"
+    )
+    got = [
+        (
+            r["series_id"],
+            r["date"].isoformat(),
+            r["sales"],
+            r["price"],
+            r["on_promo"],
+            r["is_gap_filled"],
+        )
+        for r in rows
+    ]
+    assert got == [
+        ("S01|I001", "2024-01-01", 3.0, 1.5, False, False),
+        ("S01|I001", "2024-01-02", 0.0, 1.5, False, True),
+        ("S01|I001", "2024-01-03", 0.0, 1.5, False, True),
+        ("S01|I001", "2024-01-04", 7.0, 1.4, True, False),
+        ("S01|I001", "2024-01-05", 0.0, 1.4, False, True),
+        ("S01|I002", "2024-01-03", 1.0, 2.0, False, False),
+        ("S01|I002", "2024-01-04", 0.0, 2.0, False, True),
+        ("S01|I002", "2024-01-05", 2.0, 2.0, False, False),
+    ]
+    assert rows[1]["temperature"] is None  # observed-only values are never invented
+    (n,) = wh.query(f"SELECT COUNT(*) AS n FROM {wh.tables.sales_history}")
+    assert n["n"] == 4
+
+
+def test_takeaway_single_series_features(tmp_path):
+    contract = load_contract("takeaway")
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb", "sf")
+    header = contract.column_names
+    row = "{d},{t},25,20,30,0,5,1010,false,,false,0,0,false,false,false,false,false,false"
+    p = tmp_path / "t.csv"
+    p.write_text(
+        ",".join(header)
+        + "\n"
+        + row.format(d="2024-01-01", t="120.5")
+        + "\n"
+        + row.format(d="2024-01-03", t="99")
+        + "\n"
+    )
+    wh.load_csv_to_staging(str(p), header, contract)
+    wh.run_script("create_tables", contract)
+    wh.run_script("validate", contract)
+    wh.run_script("quarantine", contract, run_id="r", source_file=str(p))
+    wh.run_script("merge_history", contract, run_id="r")
+    wh.run_script("features", contract)
+    rows = wh.query(
+        f"SELECT series_id, Total, holiday_name FROM {wh.tables.daily_sales_features} ORDER BY date"
+    )
+    assert [(r["series_id"], r["Total"]) for r in rows] == [
+        ("total", 120.5),
+        ("total", 0.0),
+        ("total", 99.0),
+    ]
+    assert rows[1]["holiday_name"] == ""
+
+
+def test_registry_versions_aliases_and_hashes(tmp_path):
+    model = tmp_path / "run" / "model"
+    model.mkdir(parents=True)
+    (model / "model.bin").write_bytes(b"abc")
+    (model / "metrics.json").write_text("{}")
+    reg = LocalModelRegistry(tmp_path / "models", "m")
+    v1 = reg.register(str(model), run_id="a", metrics={"wape": 0.2}, extra={})
+    again = reg.register(str(model), run_id="a", metrics={"wape": 0.2}, extra={})
+    assert again.version == v1.version == "1"  # idempotent per run
+    v2 = reg.register(str(model), run_id="b", metrics={"wape": 0.1}, extra={})
+    assert v2.version == "2" and Path(v2.uri).parent == tmp_path / "models" / "m"
+    assert v2.files["model.bin"] == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )
+    dep = LocalDeployer(reg)
+    assert dep.deploy(v1)["version"] == "1"
+    assert dep.deploy(v2)["previous_version"] == "1"
+    assert reg.get_by_alias("production").version == "2"
+    # A tampered promoted file is refused.
+    (Path(v1.uri) / "model.bin").write_bytes(b"evil")
+    with pytest.raises(RuntimeError, match="differ from the registry record"):
+        dep.deploy(reg.get("1"))
+    assert reg.get_by_alias("production").version == "2"

@@ -1,0 +1,160 @@
+"""The container entrypoint end to end, as Airflow's local platform runs it: a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "trainer", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture()
+def tiny_db(tmp_path: Path, panel_factory, duckdb_writer) -> str:
+    panel = panel_factory()
+    return duckdb_writer(panel[panel["date"] >= "2024-03-01"], tmp_path / "warehouse.duckdb")
+
+
+def test_train_predict_backtest_end_to_end(tmp_path: Path, tiny_db: str, retail_contract_file: str):
+    model_dir = tmp_path / "runs" / "r1" / "model"
+    hpt_file = tmp_path / "hpt" / "metrics"
+    common = ["--data-uri", tiny_db, "--contract", retail_contract_file]
+    train = run_cli(
+        "train", *common, "--cutoff-date", "2024-06-23", "--horizon", "7",
+        "--n-estimators", "10", "--num_leaves", "7", "--objective", "l2",
+        "--num-threads", "1", "--hpt-metric-name", "wape", "--interval-windows", "2",
+        env={"AIP_MODEL_DIR": str(model_dir), "CLOUD_ML_HP_METRIC_FILE": str(hpt_file)},
+    )  # fmt: skip
+    assert train.returncode == 0, train.stderr
+    summary = json.loads(train.stdout.strip().splitlines()[-1])
+    assert summary["training_window"]["last_date"] == "2024-06-23"
+    assert (model_dir / "params.json").exists()
+    assert json.loads(hpt_file.read_text().splitlines()[-1])["wape"]
+    params = json.loads((model_dir / "params.json").read_text())
+    assert params["params"]["objective"] == "l2" and params["params"]["num_leaves"] == 7
+
+    out_uri = f"duckdb://{tmp_path}/warehouse.duckdb?table=daily_sales_forecasts"
+    predict_args = [
+        "predict", "--model-dir", str(model_dir), "--cutoff-date", "2024-06-30",
+        "--data-uri", tiny_db, "--output-uri", out_uri, "--run-id", "r1", "--model-version", "1",
+    ]  # fmt: skip
+    for _ in range(2):
+        predict = run_cli(*predict_args)
+        assert predict.returncode == 0, predict.stderr
+    con = duckdb.connect(f"{tmp_path}/warehouse.duckdb", read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT count(*), min(date), count(DISTINCT series_id) FROM daily_sales_forecasts"
+        ).fetchone()
+    finally:
+        con.close()
+    assert rows[0] == 42 and str(rows[1]) == "2024-07-01" and rows[2] == 6
+
+    backtest = run_cli(
+        "backtest", *common, "--cutoff-date", "2024-06-30", "--horizon", "7",
+        "--n-windows", "2", "--model-dir", str(model_dir),
+        "--champion-model-dir", str(model_dir), "--min-improvement", "0.5",
+        "--output-dir", str(tmp_path / "bt"),
+        "--results-uri", f"duckdb://{tmp_path}/warehouse.duckdb?table=backtest_results",
+        "--run-id", "r1",
+    )  # fmt: skip
+    assert backtest.returncode == 0, backtest.stderr
+    gate = json.loads((tmp_path / "bt" / "gate.json").read_text())
+    # The champion is the same recipe, so a 50 % margin cannot be met: a failed gate, exit 0.
+    assert gate["passed"] is False and gate["challenger"] == pytest.approx(gate["champion"])
+    assert "gate FAILED" in backtest.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data-uri", "mysql://x/y"], "unsupported table URI"),
+        (["--data-uri", "duckdb:///nope/wh.duckdb?table=t"], "DuckDB file not found"),
+        (["--cutoff-date", "2020-01-01"], "no rows on or before"),
+        (["--horizon", "0"], "must be >= 1"),
+        (["--cutoff-date", "30/06/2024"], "expected a date"),
+    ],
+)
+def test_user_errors_exit_non_zero_without_traceback(
+    tmp_path: Path, tiny_db: str, retail_contract_file: str, args, message
+):
+    base = {
+        "--data-uri": tiny_db,
+        "--contract": retail_contract_file,
+        "--cutoff-date": "2024-06-30",
+        "--model-dir": str(tmp_path / "m"),
+    }
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    result = run_cli("train", *[x for kv in base.items() for x in kv])
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_column_and_missing_model_dir(tmp_path: Path, tiny_db: str):
+    contract = {
+        "name": "retail",
+        "date_column": "date",
+        "target": "sales",
+        "series_keys": ["store_id"],
+        "columns": [
+            {"name": "date", "type": "DATE", "role": "date"},
+            {"name": "store_id", "type": "STRING", "role": "key"},
+            {"name": "sales", "type": "FLOAT64", "role": "target"},
+            {"name": "discount", "type": "FLOAT64", "role": "known"},
+        ],
+    }
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(contract))
+    result = run_cli(
+        "train",
+        "--data-uri",
+        tiny_db,
+        "--contract",
+        str(path),
+        "--cutoff-date",
+        "2024-06-30",
+        "--model-dir",
+        str(tmp_path / "m"),
+    )
+    assert result.returncode == 2 and "missing columns ['discount']" in result.stderr
+    result = run_cli(
+        "predict",
+        "--cutoff-date",
+        "2024-06-30",
+        "--output-uri",
+        str(tmp_path / "o.csv"),
+        "--run-id",
+        "r",
+        "--model-version",
+        "1",
+        env={"AIP_MODEL_DIR": ""},
+    )
+    assert result.returncode == 2 and "AIP_MODEL_DIR" in result.stderr
+
+
+def test_help_documents_every_command():
+    top = run_cli("--help")
+    assert top.returncode == 0 and all(c in top.stdout for c in ("train", "predict", "backtest"))
+    for command, flag in (
+        ("train", "--hpt-metric-name"),
+        ("predict", "--future-uri"),
+        ("backtest", "--champion-model-dir"),
+    ):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0 and flag in result.stdout

@@ -1,0 +1,5 @@
+"""Container entrypoint: ``python -m trainer <train|predict|backtest> ...``."""
+
+from trainer.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,357 @@
+"""Command line of the trainer image: ``python -m trainer {train,predict,backtest} ...``.
+
+The same arguments work as a Vertex AI custom-container job, a Cloud Run job and a local
+subprocess. Logs go to stderr; each command prints one JSON summary line to stdout. A
+mistake the user can fix exits with code 2 and a one-line ``error: ...`` message.
+"""
+
+from __future__ import annotations
+
+__all__ = ["build_parser", "main"]
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from trainer.errors import TrainerError
+
+log = logging.getLogger("trainer")
+
+EXIT_USER_ERROR = 2
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        levels = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected levels like 80,95, got {text!r}") from None
+    if any(not 0 < lv < 100 for lv in levels):
+        raise argparse.ArgumentTypeError("levels must be between 0 and 100")
+    return levels
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _flag(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
+    # Vertex HPT passes tuned parameters as --<parameter_id>=value; accepting the underscore
+    # spelling too lets a study use LightGBM's own names as parameter ids.
+    names = [f"--{name}"]
+    if "-" in name:
+        names.append(f"--{name.replace('-', '_')}")
+    parser.add_argument(*names, **kwargs)
+
+
+def _add_lgbm_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "LightGBM parameters (override --params-json, which overrides the defaults)"
+    )
+    _flag(group, "n-estimators", type=int, help="boosting rounds (default 400)")
+    _flag(group, "learning-rate", type=float, help="shrinkage (default 0.05)")
+    _flag(group, "num-leaves", type=int, help="max leaves per tree (default 63)")
+    _flag(group, "max-depth", type=int, help="max tree depth, -1 = no limit (default -1)")
+    _flag(group, "min-child-samples", type=int, help="min rows per leaf (default 20)")
+    _flag(group, "feature-fraction", type=float, help="features sampled per tree (default 0.8)")
+    _flag(group, "bagging-fraction", type=float, help="rows sampled per bagging (default 0.8)")
+    _flag(group, "bagging-freq", type=int, help="bag every k iterations, 0 = off (default 1)")
+    _flag(group, "lambda-l1", type=float, help="L1 regularisation (default 0)")
+    _flag(group, "lambda-l2", type=float, help="L2 regularisation (default 1)")
+    _flag(
+        group,
+        "objective",
+        choices=["l2", "tweedie", "poisson", "l1"],
+        help="loss (default tweedie: suits many zero days and a long right tail)",
+    )
+    _flag(group, "tweedie-variance-power", type=float, help="in (1, 2) (default 1.2)")
+
+
+LGBM_FLAGS = (
+    "n_estimators",
+    "learning_rate",
+    "num_leaves",
+    "max_depth",
+    "min_child_samples",
+    "feature_fraction",
+    "bagging_fraction",
+    "bagging_freq",
+    "lambda_l1",
+    "lambda_l2",
+    "objective",
+    "tweedie_variance_power",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer",
+        description="Train, forecast and backtest daily sales models (mlforecast + LightGBM).",
+        epilog="Exit codes: 0 ok (a failed gate is still 0), 2 bad input or arguments.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    tr = sub.add_parser(
+        "train",
+        help="validate, refit with prediction intervals and save a model folder",
+        description=(
+            "Hold out the last --horizon days (x --validation-windows rolling origins) to "
+            "measure accuracy against a seasonal-naive baseline, then refit on every day up "
+            "to the cut-off with conformal prediction intervals and write the model folder: "
+            "the forecaster files, metadata.json, metrics.json and params.json."
+        ),
+    )
+    tr.add_argument(
+        "--data-uri", required=True, help="clean daily panel (duckdb://, bq://, .parquet or .csv)"
+    )
+    tr.add_argument("--contract", required=True, help="dataset contract JSON (path or gs://)")
+    tr.add_argument(
+        "--cutoff-date", required=True, type=_date, help="last day the model may see (YYYY-MM-DD)"
+    )
+    tr.add_argument("--horizon", type=_positive, help="days to forecast (default 28)")
+    tr.add_argument(
+        "--model-dir",
+        default=os.environ.get("AIP_MODEL_DIR"),
+        help="output folder, local or gs:// (default: $AIP_MODEL_DIR)",
+    )
+    _add_lgbm_flags(tr)
+    tr.add_argument(
+        "--params-json",
+        help="JSON file of LightGBM params, or a params.json of "
+        "another model (its full trainer config)",
+    )
+    tr.add_argument(
+        "--validation-windows", type=_positive, help="rolling holdout windows (default 1)"
+    )
+    tr.add_argument(
+        "--interval-windows", type=_positive, help="conformal calibration windows, >= 2 (default 3)"
+    )
+    tr.add_argument("--levels", type=_levels, help="interval levels (default 80,95)")
+    tr.add_argument(
+        "--hpt-metric-name",
+        "--hpt_metric_name",
+        choices=["wape", "mae", "rmse", "mase"],
+        default=os.environ.get("HPT_METRIC_NAME") or None,
+        help="report this validation metric through hypertune (default: $HPT_METRIC_NAME)",
+    )
+    tr.add_argument("--seed", type=int, help="random seed (default 0)")
+    tr.add_argument("--num-threads", type=_positive, help="LightGBM threads (default 2)")
+
+    pr = sub.add_parser(
+        "predict",
+        help="forecast every series for the next days and write the rows",
+        description=(
+            "Forecast --horizon days after the last day of the data (<= cut-off) for every "
+            "series of the model. Rows of --data-uri newer than the model's training end move "
+            "its state forward first. Known covariates come from --future-uri; anything "
+            "missing is filled by the contract's future_fill rules and counted in "
+            "forecast_meta.json. Re-running a --run-id replaces its rows."
+        ),
+    )
+    pr.add_argument(
+        "--model-dir",
+        default=os.environ.get("AIP_MODEL_DIR"),
+        help="model folder, local or gs:// (default: $AIP_MODEL_DIR)",
+    )
+    pr.add_argument("--horizon", type=_positive, help="days to forecast (default: the model's)")
+    pr.add_argument(
+        "--cutoff-date",
+        required=True,
+        type=_date,
+        help="forecast as of this day: later data is ignored (YYYY-MM-DD)",
+    )
+    pr.add_argument("--data-uri", help="latest clean panel to forecast from (optional)")
+    pr.add_argument("--future-uri", help="CSV of known covariates for the forecast days")
+    pr.add_argument(
+        "--output-uri",
+        required=True,
+        help="duckdb:///path.duckdb?table=..., bq://project.dataset.table, .parquet or .csv",
+    )
+    pr.add_argument("--run-id", required=True, help="run key; re-running replaces its rows")
+    pr.add_argument("--model-version", required=True, help="stored with every row")
+    pr.add_argument("--levels", type=_levels, help="interval levels (default: the model's)")
+    pr.add_argument(
+        "--meta-uri", help="where to write forecast_meta.json (default: next to the output)"
+    )
+
+    bt = sub.add_parser(
+        "backtest",
+        help="rolling-origin backtest of challenger vs seasonal naive vs champion, and gate",
+        description=(
+            "Refit the challenger's config (params.json in --model-dir) and, if given, the "
+            "champion's config on the same rolling training windows; score them and the "
+            "seasonal-naive baseline on the same days. Writes backtest.json and gate.json to "
+            "--output-dir. gate.passed is true iff the challenger beats the baseline and "
+            "beats the champion by --min-improvement; a failed gate still exits 0."
+        ),
+    )
+    bt.add_argument("--data-uri", required=True, help="clean daily panel")
+    bt.add_argument("--contract", required=True, help="dataset contract JSON")
+    bt.add_argument("--cutoff-date", required=True, type=_date, help="last day to use")
+    bt.add_argument("--horizon", type=_positive, help="days per window (default: challenger's)")
+    bt.add_argument("--n-windows", type=_positive, default=3, help="windows (default 3)")
+    bt.add_argument("--step", type=_positive, help="days between cut-offs (default: horizon)")
+    bt.add_argument(
+        "--model-dir",
+        default=os.environ.get("AIP_MODEL_DIR"),
+        help="challenger model folder (reads its params.json)",
+    )
+    bt.add_argument("--champion-model-dir", help="current production model folder")
+    bt.add_argument(
+        "--min-improvement",
+        type=float,
+        default=0.0,
+        help="relative margin the challenger must beat the champion by, e.g. 0.02 "
+        "= 2%% lower metric (default 0)",
+    )
+    bt.add_argument(
+        "--metric",
+        choices=["wape", "mae", "rmse", "mase"],
+        default="wape",
+        help="gate metric, lower is better (default wape)",
+    )
+    bt.add_argument("--output-dir", required=True, help="folder for backtest.json and gate.json")
+    bt.add_argument(
+        "--results-uri",
+        help="also write one row per method here (e.g. "
+        "duckdb:///path.duckdb?table=backtest_results)",
+    )
+    bt.add_argument("--run-id", help="run key for --results-uri (rows are replaced)")
+    bt.add_argument("--num-threads", type=_positive, help="override LightGBM threads")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from trainer.config import TrainerConfig, config_from_json_obj
+    from trainer.contract import load_contract
+    from trainer.features import load_panel
+    from trainer.io import read_json
+    from trainer.train import run_train
+
+    if not args.model_dir:
+        raise TrainerError("no --model-dir and AIP_MODEL_DIR is not set")
+    config = TrainerConfig()
+    if args.params_json:
+        config = config_from_json_obj(read_json(args.params_json), config)
+    config = config.with_params(**{name: getattr(args, name) for name in LGBM_FLAGS})
+    overrides = {
+        "horizon": args.horizon,
+        "validation_windows": args.validation_windows,
+        "interval_windows": args.interval_windows,
+        "levels": tuple(args.levels) if args.levels else None,
+        "seed": args.seed,
+        "num_threads": args.num_threads,
+        "hpt_metric_name": args.hpt_metric_name,
+    }
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None}).validate()
+    contract = load_contract(args.contract)
+    panel = load_panel(args.data_uri, contract, args.cutoff_date)
+    return run_train(
+        panel=panel,
+        contract=contract,
+        config=config,
+        cutoff_date=args.cutoff_date,
+        model_dir=args.model_dir,
+        data_uri=args.data_uri,
+    )
+
+
+def _predict(args: argparse.Namespace) -> dict[str, Any]:
+    from trainer.predict import run_predict
+
+    if not args.model_dir:
+        raise TrainerError("no --model-dir and AIP_MODEL_DIR is not set")
+    return run_predict(
+        model_dir=args.model_dir,
+        cutoff_date=args.cutoff_date,
+        output_uri=args.output_uri,
+        run_id=args.run_id,
+        model_version=args.model_version,
+        horizon=args.horizon,
+        data_uri=args.data_uri,
+        future_uri=args.future_uri,
+        levels=args.levels,
+        meta_uri=args.meta_uri,
+    )
+
+
+def _backtest(args: argparse.Namespace) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from trainer.backtest import load_params, run_backtest
+    from trainer.contract import load_contract
+    from trainer.features import load_panel
+
+    if not args.model_dir:
+        raise TrainerError("no --model-dir (challenger) and AIP_MODEL_DIR is not set")
+    if args.results_uri and not args.run_id:
+        raise TrainerError("--results-uri needs --run-id")
+    challenger = load_params(args.model_dir)
+    champion = load_params(args.champion_model_dir) if args.champion_model_dir else None
+    if args.num_threads:
+        challenger = replace(challenger, num_threads=args.num_threads)
+        champion = replace(champion, num_threads=args.num_threads) if champion else None
+    horizon = args.horizon or challenger.horizon
+    contract = load_contract(args.contract)
+    panel = load_panel(args.data_uri, contract, args.cutoff_date)
+    result = run_backtest(
+        panel=panel,
+        contract=contract,
+        cutoff_date=args.cutoff_date,
+        horizon=horizon,
+        n_windows=args.n_windows,
+        challenger=challenger,
+        champion=champion,
+        metric=args.metric,
+        min_improvement=args.min_improvement,
+        step=args.step,
+        output_dir=args.output_dir,
+        results_uri=args.results_uri,
+        run_id=args.run_id,
+        sources={"challenger": args.model_dir, "champion": args.champion_model_dir},
+    )
+    return {"output_dir": args.output_dir, "gate": result["gate"]}
+
+
+_COMMANDS = {"train": _train, "predict": _predict, "backtest": _backtest}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("google", "urllib3", "fsspec", "gcsfs"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        summary = _COMMANDS[args.command](args)
+    except TrainerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(json.dumps(summary, default=str))
+    return 0

@@ -1,0 +1,134 @@
+"""Forecast accuracy metrics and the per-horizon-bucket summary written to ``metrics.json``.
+
+Definitions (``e = forecast - actual``):
+
+- ``mae``  = mean |e|
+- ``rmse`` = sqrt(mean e^2)
+- ``wape`` = sum |e| / sum |actual|                    (scale-free; NaN if all actuals are 0)
+- ``bias`` = sum e / sum |actual|                      (signed: > 0 means over-forecasting)
+- ``mase`` = sum |e| / sum scale                       (scale = in-sample seasonal-naive MAE,
+  season 7, of the training data behind each row; pooled so that all-zero series do not
+  divide by zero)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "METRICS",
+    "bias",
+    "bucket_names",
+    "mae",
+    "mase",
+    "rmse",
+    "seasonal_scale",
+    "summarize",
+    "wape",
+]
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+METRICS = ("mae", "rmse", "wape", "mase", "bias")
+ArrayLike = npt.ArrayLike
+
+
+def _pair(y: ArrayLike, y_hat: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(y, dtype=float)
+    f = np.asarray(y_hat, dtype=float)
+    if a.shape != f.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {f.shape}")
+    return a, f
+
+
+def mae(y: ArrayLike, y_hat: ArrayLike) -> float:
+    a, f = _pair(y, y_hat)
+    return float(np.mean(np.abs(f - a))) if a.size else float("nan")
+
+
+def rmse(y: ArrayLike, y_hat: ArrayLike) -> float:
+    a, f = _pair(y, y_hat)
+    return float(np.sqrt(np.mean((f - a) ** 2))) if a.size else float("nan")
+
+
+def wape(y: ArrayLike, y_hat: ArrayLike) -> float:
+    a, f = _pair(y, y_hat)
+    denom = np.sum(np.abs(a))
+    return float(np.sum(np.abs(f - a)) / denom) if denom > 0 else float("nan")
+
+
+def bias(y: ArrayLike, y_hat: ArrayLike) -> float:
+    a, f = _pair(y, y_hat)
+    denom = np.sum(np.abs(a))
+    return float(np.sum(f - a) / denom) if denom > 0 else float("nan")
+
+
+def mase(y: ArrayLike, y_hat: ArrayLike, scale: float | ArrayLike) -> float:
+    """Mean absolute error over the seasonal-naive in-sample MAE (scalar or one per row)."""
+    a, f = _pair(y, y_hat)
+    s = np.broadcast_to(np.asarray(scale, dtype=float), a.shape)
+    denom = np.sum(s)
+    return float(np.sum(np.abs(f - a)) / denom) if denom > 0 else float("nan")
+
+
+def seasonal_scale(
+    history: pd.DataFrame,
+    *,
+    id_col: str = "unique_id",
+    time_col: str = "ds",
+    target_col: str = "y",
+    season: int = 7,
+) -> float:
+    """Pooled in-sample MAE of the seasonal-naive forecast: mean |y_t - y_{t-season}|."""
+    ordered = history.sort_values([id_col, time_col])
+    diffs = ordered.groupby(id_col, sort=False, observed=True)[target_col].diff(season)
+    diffs = diffs.dropna()
+    return float(diffs.abs().mean()) if len(diffs) else float("nan")
+
+
+def bucket_names(horizon: int) -> list[tuple[str, int]]:
+    """(name, last step) of each cumulative horizon bucket: day 1, days 1-7, days 1-H."""
+    buckets = [("day_1", 1)]
+    if horizon > 7:
+        buckets.append(("days_1_7", 7))
+    if horizon > 1:
+        buckets.append((f"days_1_{horizon}", horizon))
+    return buckets
+
+
+def _scores(frame: pd.DataFrame, y: str, y_hat: str, scale: str | None) -> dict[str, Any]:
+    a = frame[y].to_numpy(dtype=float)
+    f = frame[y_hat].to_numpy(dtype=float)
+    out: dict[str, Any] = {
+        "mae": mae(a, f),
+        "rmse": rmse(a, f),
+        "wape": wape(a, f),
+        "mase": mase(a, f, frame[scale].to_numpy(dtype=float)) if scale else float("nan"),
+        "bias": bias(a, f),
+        "n": len(frame),
+    }
+    return out
+
+
+def summarize(
+    frame: pd.DataFrame,
+    horizon: int,
+    *,
+    y: str = "y",
+    y_hat: str = "y_hat",
+    step: str = "step",
+    scale: str | None = "scale",
+    buckets: Sequence[tuple[str, int]] | None = None,
+) -> dict[str, Any]:
+    """Metrics overall and per cumulative horizon bucket for an evaluation frame.
+
+    ``frame`` has one row per (series, day, window) with the actual, the forecast, the step
+    ahead (1 = first forecast day) and the MASE scale of the row's training window.
+    """
+    out: dict[str, Any] = {"overall": _scores(frame, y, y_hat, scale), "buckets": {}}
+    for name, last in buckets or bucket_names(horizon):
+        out["buckets"][name] = _scores(frame.loc[frame[step] <= last], y, y_hat, scale)
+    return out

@@ -1,0 +1,156 @@
+"""``train``: holdout validation, refit with prediction intervals, save the model folder."""
+
+from __future__ import annotations
+
+__all__ = ["report_hpt_metric", "run_train"]
+
+import datetime as dt
+import logging
+import math
+import os
+import platform
+import tempfile
+from importlib import metadata
+from typing import Any
+
+import pandas as pd
+
+from trainer import __version__
+from trainer.backtest import SEASONAL_NAIVE, evaluate_methods, evaluation_cutoffs
+from trainer.config import TrainerConfig
+from trainer.contract import Contract
+from trainer.io import publish_dir, write_json
+from trainer.metrics import summarize
+from trainer.model import Forecaster
+
+log = logging.getLogger(__name__)
+
+_LIBRARIES = ("lightgbm", "mlforecast", "utilsforecast", "coreforecast", "pandas", "numpy")
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "trainer": __version__}
+    for name in _LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def report_hpt_metric(name: str, value: float, step: int = 1) -> None:
+    """Report the tuning metric through ``hypertune`` (Vertex HPT and the local Optuna driver).
+
+    A metric that cannot be computed is reported as a very large number: tuners minimise,
+    and NaN would crash or confuse them.
+    """
+    import hypertune
+
+    if value is None or not math.isfinite(value):
+        log.warning("HPT metric %s is undefined; reporting 1e12 instead", name)
+        value = 1e12
+    hypertune.HyperTune().report_hyperparameter_tuning_metric(
+        hyperparameter_metric_tag=name, metric_value=float(value), global_step=step
+    )
+    log.info(
+        "reported HPT metric %s=%.6f to %s",
+        name,
+        value,
+        os.environ.get("CLOUD_ML_HP_METRIC_FILE", "/tmp/hypertune/output.metrics"),
+    )
+
+
+def run_train(
+    *,
+    panel: pd.DataFrame,
+    contract: Contract,
+    config: TrainerConfig,
+    cutoff_date: dt.date,
+    model_dir: str,
+    data_uri: str | None = None,
+) -> dict[str, Any]:
+    """Validate on the last ``horizon`` days, refit on everything, write the model folder.
+
+    ``panel`` is the prepared panel already limited to days on or before ``cutoff_date``.
+    Returns a small summary (also printed by the CLI).
+    """
+    config.validate()
+    date = contract.date_column
+    h = config.horizon
+    first, last = panel[date].min(), panel[date].max()
+    cutoffs = evaluation_cutoffs(first, last, h, config.validation_windows, step=h)
+    log.info(
+        "validation: %d window(s) of %d days, cut-offs %s",
+        len(cutoffs),
+        h,
+        [c.date().isoformat() for c in cutoffs],
+    )
+    evals = evaluate_methods(panel, contract, cutoffs, h, {"model": config, SEASONAL_NAIVE: None})
+    model_scores = summarize(evals["model"], h)
+    baseline_scores = summarize(evals[SEASONAL_NAIVE], h)
+    metrics = {
+        "horizon": h,
+        "validation_windows": [c.date().isoformat() for c in cutoffs],
+        "n_series_evaluated": int(evals["model"]["series_id"].nunique()),
+        **model_scores,
+        "baseline": {"method": "seasonal_naive", "season": 7, **baseline_scores},
+        "definitions": "trainer.metrics: wape=sum|e|/sum|y|, bias=sum(e)/sum|y|, "
+        "mase=sum|e|/sum(seasonal-naive in-sample MAE), e=forecast-actual",
+    }
+    log.info(
+        "validation: wape=%.4f mae=%.4f (seasonal naive wape=%.4f)",
+        model_scores["overall"]["wape"],
+        model_scores["overall"]["mae"],
+        baseline_scores["overall"]["wape"],
+    )
+
+    log.info("refit on %d rows up to %s with prediction intervals", len(panel), last.date())
+    fc = Forecaster.fit(panel, contract, config, intervals=True)
+    created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    metadata_doc = {
+        "contract": contract.to_dict(),
+        "trainer_config": config.to_dict(),
+        "feature_spec": fc.spec.to_dict(),
+        "training_window": {
+            "first_date": first.date().isoformat(),
+            "last_date": last.date().isoformat(),
+        },
+        # Flat copies of the window for registries that read top-level keys.
+        "train_start": first.date().isoformat(),
+        "train_end": last.date().isoformat(),
+        "cutoff_date": cutoff_date.isoformat(),
+        "data_uri": data_uri,
+        "n_series": int(panel["series_id"].nunique()),
+        "n_rows": len(panel),
+        "n_gap_filled_rows": int(panel["is_gap_filled"].sum())
+        if "is_gap_filled" in panel
+        else None,
+        "horizon": h,
+        "levels": list(config.levels),
+        "intervals": fc.intervals,
+        "created_at": created,
+        "library_versions": library_versions(),
+    }
+    with tempfile.TemporaryDirectory(prefix="trainer-out-") as tmp:
+        fc.save(tmp)
+        write_json(metadata_doc, os.path.join(tmp, "metadata.json"))
+        write_json(metrics, os.path.join(tmp, "metrics.json"))
+        write_json(config.to_dict(), os.path.join(tmp, "params.json"))
+        publish_dir(tmp, model_dir)
+    log.info("model written to %s", model_dir)
+
+    hpt_value = None
+    if config.hpt_metric_name:
+        hpt_value = model_scores["overall"][config.hpt_metric_name]
+        report_hpt_metric(config.hpt_metric_name, hpt_value)
+    return {
+        "model_dir": model_dir,
+        "training_window": metadata_doc["training_window"],
+        "n_series": metadata_doc["n_series"],
+        "metrics": model_scores["overall"],
+        "baseline": baseline_scores["overall"],
+        "intervals": bool(fc.intervals.get("enabled")),
+        "hpt_metric": {"name": config.hpt_metric_name, "value": hpt_value}
+        if config.hpt_metric_name
+        else None,
+    }
