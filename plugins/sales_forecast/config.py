@@ -52,7 +52,8 @@ GCP_VARIABLES: dict[str, tuple[str, str | None]] = {
 def _from_variable(setting: str) -> str:
     """The Jinja template that reads a GCP setting's Airflow Variable when a task renders it."""
     var, default = GCP_VARIABLES[setting]
-    return "{{ var.value.get('%s', %r) }}" % (var, "" if default is None else default)
+    fallback = repr("" if default is None else default)
+    return "{{ var.value.get('" + var + "', " + fallback + ") }}"
 
 
 class Settings(BaseSettings):
