@@ -26,20 +26,20 @@ fi
 
 # `source .venv/bin/activate` is all a user needs before running `airflow ...` from the repo.
 marker="# >>> sales-forecast local settings >>>"
-if ! grep -qF "$marker" "$VENV/bin/activate"; then
-  cat >> "$VENV/bin/activate" <<ACT
-
+# Rewrite the block every time, so an updated set-up reaches an existing venv.
+sed -i '/# >>> sales-forecast local settings >>>/,/# <<< sales-forecast local settings <<</d' "$VENV/bin/activate"
+{
+  cat <<ACT
 $marker
 export AIRFLOW_HOME="$REPO/.airflow"
 export AIRFLOW__CORE__DAGS_FOLDER="$REPO/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$REPO/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
-export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export SF_PLATFORM="\${SF_PLATFORM:-local}"
 export PYTHONPATH="$REPO/plugins:$REPO\${PYTHONPATH:+:\$PYTHONPATH}"
 # <<< sales-forecast local settings <<<
 ACT
-fi
+} >> "$VENV/bin/activate"
 
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
