@@ -17,7 +17,11 @@ demo: setup ## Run the whole daily DAG locally on the bundled demo data, then sh
 	  || { tail -n 60 .airflow/demo-run.log; echo "demo run failed: full log in .airflow/demo-run.log"; exit 1; }
 	@$(ACTIVATE) && python -m sales_forecast.report
 
-test: setup ## Run the test suite (lint included)
+serve: setup ## Serve the registry's production model on http://127.0.0.1:8080 (see docs/serving.md)
+	@$(ACTIVATE) && python -m serving
+
+test: setup ## Run the test suite (lint included; installs the GCS/BigQuery emulators once)
+	@./scripts/setup_emulators.sh
 	@$(ACTIVATE) && ruff check . && ruff format --check . && python -m pytest -q
 
 lint: setup ## ruff lint + format check

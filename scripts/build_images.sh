@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds the trainer and serving images (trainer/Dockerfile, serving/Dockerfile; both built from
+# the repository root, since the serving image carries the trainer's feature code) and pushes
+# them to your registry.
+#
+# Usage:
+#   REGISTRY=<your-registry>/<project>/<repo> scripts/build_images.sh [--tag TAG] [--no-push]
+#
+# Prints the two image references to set as the Airflow Variables sf_gcp_trainer_image and
+# sf_gcp_serving_image (docs/gcp.md). The tag defaults to the current commit (or a timestamp).
+# Authenticate Docker to your registry first (for Artifact Registry: gcloud auth
+# configure-docker with your registry's host).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TAG="" PUSH=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tag) TAG="$2"; shift 2 ;;
+    --no-push) PUSH=0; shift ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+: "${REGISTRY:?set REGISTRY=<your-registry>/<project>/<repo>}"
+REGISTRY="${REGISTRY%/}"
+if [ -z "$TAG" ]; then
+  TAG="$(git rev-parse --short=12 HEAD 2>/dev/null || date -u +%Y%m%d%H%M%S)"
+fi
+
+for image in trainer serving; do
+  [ -f "$image/Dockerfile" ] || { echo "missing $image/Dockerfile" >&2; exit 1; }
+done
+
+built=()
+for image in trainer serving; do
+  ref="$REGISTRY/$image:$TAG"
+  echo "building $ref from $image/Dockerfile"
+  docker build --file "$image/Dockerfile" --tag "$ref" .
+  if [ "$PUSH" = 1 ]; then
+    docker push "$ref"
+  fi
+  built+=("$ref")
+done
+
+echo
+echo "sf_gcp_trainer_image=${built[0]}"
+echo "sf_gcp_serving_image=${built[1]}"

@@ -1,0 +1,255 @@
+"""The DAG's own GCP tasks, run with ``dag.test()`` against the GCS and BigQuery emulators.
+
+``load_to_staging`` (header check, numbered copy, GCSToBigQueryOperator), ``validate`` and
+``build_features`` (every BigQueryInsertJobOperator statement of validate.sql, quarantine.sql,
+merge_history.sql and features.sql) run for real; the assertions read the resulting tables.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+
+pytestmark = pytest.mark.gcp_emulator
+
+FIRST_TASKS = ["load_to_staging", "validate", "build_features"]
+LOGICAL_DATE = "2025-02-01T00:00:00+00:00"
+# Columns deliberately not in the contract's order: the load must still put each value under its
+# own column (a positional load of the raw file would put store ids into `date`).
+HEADER = "store_id,date,item_id,sales,price,on_promo,is_holiday,temperature"
+
+
+def variables(dataset: str) -> dict[str, str]:
+    """The run's GCP settings, as Airflow Variables (what Composer users set)."""
+    return {
+        "sf_gcp_project": "test-project",
+        "sf_gcp_bucket": "sf-runs",
+        "sf_gcp_bq_dataset": dataset,
+        "sf_gcp_bq_location": "US",
+        "sf_gcp_trainer_image": "<your-registry>/test-project/sf/trainer:test",
+    }
+
+
+def bucket(gcs_client, name: str):
+    b = gcs_client.bucket(name)
+    if not b.exists():
+        gcs_client.create_bucket(name)
+    return b
+
+
+def upload(gcs_client, bucket_name: str, name: str, lines: list[str]) -> str:
+    bucket(gcs_client, bucket_name).blob(name).upload_from_string(
+        "\n".join(lines) + "\n", content_type="text/csv"
+    )
+    return f"gs://{bucket_name}/{name}"
+
+
+def rows(bq_client, sql: str) -> list[dict]:
+    return [dict(r.items()) for r in bq_client.query(sql).result()]
+
+
+def good_day(d: str, item: str, sales: float, price: float = 2.5) -> str:
+    return f"S01,{d},{item},{sales},{price},false,false,7.5"
+
+
+@pytest.fixture(scope="module")
+def daily_file(gcs_client):
+    """A daily file with a few bad rows (11% of them: under the 20% limit)."""
+    lines = [HEADER]
+    # S01/I001: Jan 1-20 with Jan 5-6 missing (no sales those days), price changes on Jan 7.
+    for day in range(1, 21):
+        if day in (5, 6):
+            continue
+        lines.append(good_day(f"2025-01-{day:02d}", "I001", day, 2.5 if day < 7 else 3.0))
+    # S01/I002 starts later, on Jan 8.
+    for day in range(8, 21):
+        lines.append(good_day(f"2025-01-{day:02d}", "I002", 10 + day))
+    bad = {
+        "negative": "S01,2025-01-21,I001,-4,3.0,false,false,7.5",
+        "type": "S01,2025-01-22,I001,abc,3.0,false,false,7.5",
+        "fields": "S01,2025-01-23,I001,5,3.0,false,false,7.5,extra",
+        "dup": good_day("2025-01-12", "I002", 22),  # exact copy of I002's Jan 12 row
+    }
+    lines += list(bad.values())
+    uri = upload(gcs_client, "sf-drops", "2025-02-01/sales.csv", lines)
+    return {"uri": uri, "lines": lines, "bad": bad}
+
+
+@pytest.fixture(scope="module")
+def results(daily_file, gcs_client, run_gcp_dag):
+    """Three runs in one dag.test() process, each on a dataset of its own."""
+    bucket(gcs_client, "sf-runs")  # the one thing the DAG expects to exist (docs/gcp.md)
+    too_many = [HEADER.replace("store_id,date", "date,store_id")]
+    too_many += [f"2025-01-0{d},S01,I001,{d},1.0,false,false,5" for d in range(1, 5)]
+    too_many += ["2025-01-05,S01,I001,oops,1.0,false,false,5", "2025-01-06,S01,I001,-1,1,f,f,5"]
+    upload(gcs_client, "sf-drops", "bad/sales.csv", too_many)
+    upload(
+        gcs_client,
+        "sf-drops",
+        "header/sales.csv",
+        [
+            "date,store_id,item_id,sales,price,on_promo,is_holiday,temp",
+            "2025-01-01,S01,I001,1,1.0,false,false,5",
+        ],
+    )
+    daily, bad, header = run_gcp_dag(
+        [
+            # {{ ds }} in the input param is rendered at run time, as for a daily drop folder.
+            {
+                "task_ids": FIRST_TASKS,
+                "logical_date": LOGICAL_DATE,
+                "conf": {"input_uri": "gs://sf-drops/{{ ds }}/sales.csv", "dataset": "retail"},
+                "variables": variables("daily"),
+            },
+            {
+                "task_ids": FIRST_TASKS,
+                "logical_date": LOGICAL_DATE,
+                "conf": {"input_uri": "gs://sf-drops/bad/sales.csv"},
+                "variables": variables("toomany"),
+            },
+            {
+                "task_ids": ["load_to_staging"],
+                "logical_date": LOGICAL_DATE,
+                "conf": {"input_uri": "gs://sf-drops/header/sales.csv"},
+                "variables": variables("header"),
+            },
+        ]
+    )
+    return {"daily": daily, "bad": bad, "header": header}
+
+
+@pytest.fixture(scope="module")
+def daily(results):
+    result = results["daily"]
+    assert result.states == {t: "success" for t in FIRST_TASKS}, result.output[-5000:]
+    return result
+
+
+def test_first_three_tasks_succeed(daily):
+    assert (
+        "loaded 34 rows from gs://sf-drops/2025-02-01/sales.csv into "
+        "test-project.daily.staging (1 malformed lines set aside)"
+    ) in daily.output
+    assert "4 rows quarantined in rejected_rows" in daily.output
+
+
+def test_bad_rows_are_quarantined_with_line_and_reason(daily, daily_file, bq_client):
+    got = rows(
+        bq_client,
+        "SELECT source_row, reason, raw_record, source_file FROM "
+        f"`test-project.daily.rejected_rows` WHERE run_id = '{daily.run_id}' "
+        "ORDER BY source_row",
+    )
+    by_line = {r["source_row"]: r for r in got}
+    # The bad lines close the file, in order (line 1 is the header).
+    first_bad = len(daily_file["lines"]) - len(daily_file["bad"]) + 1
+    line = {name: first_bad + i for i, name in enumerate(daily_file["bad"])}
+    assert set(by_line) == set(line.values())
+    assert by_line[line["negative"]]["reason"] == "sales: negative value"
+    assert by_line[line["type"]]["reason"] == 'sales: "abc" is not a valid FLOAT64'
+    assert by_line[line["fields"]]["reason"] == (
+        "malformed CSV line (too many columns): expected 8 fields, found 9"
+    )
+    first_copy = daily_file["lines"].index(daily_file["bad"]["dup"]) + 1
+    assert by_line[line["dup"]]["reason"] == f"exact duplicate of row {first_copy}"
+    # Nothing is lost: the raw values are kept, under their own column names.
+    raw = json.loads(by_line[line["type"]]["raw_record"])
+    assert raw["sales"] == "abc" and raw["store_id"] == "S01" and raw["date"] == "2025-01-22"
+    assert by_line[line["fields"]]["raw_record"] == daily_file["bad"]["fields"]
+    assert {r["source_file"] for r in got} == {daily_file["uri"]}
+
+
+def test_accepted_rows_join_history(daily, bq_client):
+    hist = rows(
+        bq_client,
+        "SELECT store_id, item_id, date, sales, price, on_promo, _loaded_by_run "
+        "FROM `test-project.daily.sales_history` ORDER BY item_id, date",
+    )
+    assert len(hist) == 18 + 13
+    assert {r["store_id"] for r in hist} == {"S01"}  # reordered columns landed in place
+    assert {r["_loaded_by_run"] for r in hist} == {daily.run_id}
+    first = hist[0]
+    assert (first["item_id"], first["date"], first["sales"], first["price"]) == (
+        "I001",
+        date(2025, 1, 1),
+        1.0,
+        2.5,
+    )
+    assert first["on_promo"] is False
+
+
+def test_features_fill_gaps_per_series(daily, bq_client):
+    feats = rows(
+        bq_client,
+        "SELECT series_id, date, sales, price, on_promo, is_holiday, temperature, is_gap_filled "
+        "FROM `test-project.daily.daily_sales_features` ORDER BY series_id, date",
+    )
+    i001 = [r for r in feats if r["series_id"] == "S01|I001"]
+    i002 = [r for r in feats if r["series_id"] == "S01|I002"]
+    # Every day from the series' first day to the last day of history, one row each.
+    assert [r["date"] for r in i001] == [date(2025, 1, d) for d in range(1, 21)]
+    assert [r["date"] for r in i002] == [date(2025, 1, d) for d in range(8, 21)]
+    gap = {r["date"].day: r for r in i001 if r["is_gap_filled"]}
+    assert set(gap) == {5, 6}
+    for r in gap.values():
+        assert r["sales"] == 0.0
+        assert r["price"] == 2.5  # known column, rule "last": the last price before the gap
+        assert r["on_promo"] is False and r["is_holiday"] is False  # rule "false"
+        assert r["temperature"] is None  # observed column: unknown on a day without a row
+    assert [r["sales"] for r in i001 if not r["is_gap_filled"]] == [
+        d for d in range(1, 21) if d not in (5, 6)
+    ]
+    assert i001[-1]["price"] == 3.0
+    assert not any(r["is_gap_filled"] for r in i002)
+
+
+def test_staging_copy_is_numbered_and_contract_written(daily, gcs_client, bq_client):
+    from sales_forecast.steps import run_key
+
+    key = run_key(daily.run_id)
+    staged = rows(
+        bq_client,
+        "SELECT _source_row, _source_file, store_id, date FROM `test-project.daily.staging` "
+        "ORDER BY _source_row LIMIT 2",
+    )
+    assert [r["_source_row"] for r in staged] == [2, 3]
+    assert staged[0]["store_id"] == "S01" and staged[0]["date"] == "2025-01-01"
+    runs = gcs_client.bucket("sf-runs")
+    contract = json.loads(runs.blob(f"runs/{key}/contract.json").download_as_text())
+    assert contract["name"] == "retail" and contract["series_keys"] == ["store_id", "item_id"]
+    run = json.loads(runs.blob(f"runs/{key}/run.json").download_as_text())
+    assert run["input_uri"] == "gs://sf-drops/2025-02-01/sales.csv"  # {{ ds }} rendered
+    assert run["cutoff_date"] == "2025-01-31"
+
+
+def test_too_many_bad_rows_fail_validate_and_add_nothing(results, bq_client):
+    result = results["bad"]
+    assert result.states == {
+        "load_to_staging": "success",
+        "validate": "failed",
+        "build_features": "upstream_failed",
+    }, result.output[-5000:]
+    # The same words as locally, naming the file, the lines and the table to look at.
+    assert (
+        "gs://sf-drops/bad/sales.csv: 2 of 6 rows rejected (33.3% > the 20% limit); nothing was "
+        "added to history. See table rejected_rows"
+    ) in result.output
+    assert 'gs://sf-drops/bad/sales.csv line 6: sales: "oops" is not a valid FLOAT64' in (
+        result.output
+    )
+    assert rows(bq_client, "SELECT COUNT(*) AS n FROM `test-project.toomany.sales_history`") == [
+        {"n": 0}
+    ]
+    rejected = rows(bq_client, "SELECT COUNT(*) AS n FROM `test-project.toomany.rejected_rows`")
+    assert rejected == [{"n": 2}]
+
+
+def test_header_that_does_not_match_the_contract_fails_the_load(results):
+    result = results["header"]
+    assert result.states == {"load_to_staging": "failed"}, result.output[-5000:]
+    assert "gs://sf-drops/header/sales.csv: line 1 (header) does not match the 'retail' " in (
+        result.output
+    )
+    assert "missing columns ['temperature']; unknown columns ['temp']" in result.output
