@@ -16,6 +16,7 @@ leaves them out.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -92,6 +93,15 @@ def resolve_run(task: Any, context: Any, jinja_env: Any, settings: Settings) -> 
         contract = load_contract(ctx.dataset)
     except ContractError as exc:
         raise steps.DataError(str(exc)) from None
+    # Each contract gets its own tables and parent model, exactly as on the local platform.
+    suffix = settings.namespace(contract.name)
+    if suffix:
+        cfg = dataclasses.replace(
+            cfg,
+            bq_dataset=cfg.bq_dataset + suffix,
+            model_name=cfg.model_name + suffix,
+            endpoint_display_name=cfg.endpoint_display_name + suffix,
+        )
     return GcpRun(cfg=cfg, ctx=ctx, contract=contract, settings=settings)
 
 
