@@ -1,0 +1,398 @@
+"""Find the model to serve, check every file's sha256, load it aside, then swap it in.
+
+Sources:
+
+* **storage** (``AIP_STORAGE_URI``): a model folder, ``gs://`` or local. Its ``manifest.json``
+  (``{"files": {"path": "<sha256>"}}``, written when a version is promoted on GCP) or
+  ``MANIFEST.sha256.json`` lists the sums. A folder without one is hashed and its sums logged
+  (refused instead with ``SF_SERVING_REQUIRE_MANIFEST=true``).
+* **registry** (local): ``<data_root>/models/<name>/registry.json``, the version an alias points
+  at and the sums recorded when it was registered. The file is read here directly (the image
+  carries no Airflow-side code); it is replaced atomically by its writer, so a read sees
+  either the old or the new index.
+
+Loading: every file is copied into a private temporary folder while its sha256 is computed,
+the sums are compared with the record, and only that copy is loaded. Files changed after the
+check are never read, so a swap of files between check and load cannot sneak in. Any
+mismatch refuses the version: with nothing loaded yet the app is not ready (503); with a model
+already serving, that one stays and the refusal is reported by ``/ready`` and the metrics.
+
+Hot swap: the new version is loaded and warmed in a worker thread while the current one keeps
+serving; then one reference is replaced. A request holds the model it started with until it
+ends, so no request fails or mixes versions during a swap.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MANIFEST_NAMES",
+    "LoadedModel",
+    "ModelRecord",
+    "ModelStore",
+    "copy_and_hash",
+    "read_registry",
+    "verify_files",
+]
+
+import asyncio
+import datetime as dt
+import gc
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from serving.config import Settings
+from serving.errors import IntegrityError, ModelNotReady
+from serving.metrics import ServingMetrics
+from serving.predictor import Predictor
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAMES = ("manifest.json", "MANIFEST.sha256.json")
+_CHUNK = 1 << 20
+_STORAGE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What should be served: a version, its folder, and the sha256 sums it must have."""
+
+    version: str | None
+    uri: str
+    expected: dict[str, str] | None  # None: no record (storage mode without a manifest)
+    source: str
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified, loaded and warmed model: what requests use."""
+
+    record: ModelRecord
+    version: str
+    predictor: Predictor
+    files: dict[str, str]
+    verified: bool
+    loaded_at: str
+    load_seconds: float
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "uri": self.record.uri,
+            "source": self.record.source,
+            "run_id": self.record.run_id,
+            "sha256_verified": self.verified,
+            "loaded_at": self.loaded_at,
+            "load_seconds": round(self.load_seconds, 3),
+            **self.predictor.describe(),
+        }
+
+
+def copy_and_hash(uri: str, dest: str) -> dict[str, str]:
+    """Copy every file under ``uri`` (any fsspec URL) into ``dest``; return their sha256."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(uri)
+    root = root.rstrip("/")
+    if not fs.isdir(root):
+        raise FileNotFoundError(f"model folder not found: {uri}")
+    sums: dict[str, str] = {}
+    for remote in sorted(fs.find(root)):
+        rel = remote[len(root) :].lstrip("/")
+        if not rel:
+            continue
+        target = os.path.join(dest, *rel.split("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        digest = hashlib.sha256()
+        with fs.open(remote, "rb") as src, open(target, "wb") as out:
+            while block := src.read(_CHUNK):
+                digest.update(block)
+                out.write(block)
+        sums[rel] = digest.hexdigest()
+    if not sums:
+        raise FileNotFoundError(f"model folder is empty: {uri}")
+    return sums
+
+
+def verify_files(expected: dict[str, str], actual: dict[str, str], label: str) -> None:
+    """Raise :class:`IntegrityError` unless the files and their sums are exactly the record's."""
+    if actual == expected:
+        return
+    changed = sorted(k for k in expected.keys() & actual.keys() if expected[k] != actual[k])
+    missing = sorted(expected.keys() - actual.keys())
+    added = sorted(actual.keys() - expected.keys())
+    parts = [
+        f"{what} {names}"
+        for what, names in (("changed", changed), ("missing", missing), ("unexpected", added))
+        if names
+    ]
+    raise IntegrityError(
+        f"{label}: files differ from their recorded sha256 ({'; '.join(parts)}); "
+        "refusing to serve it"
+    )
+
+
+def read_registry(path: Path, alias: str) -> ModelRecord:
+    """The version ``alias`` points at in a local registry index.
+
+    Raises ``ModelNotReady`` when there is no index or no version holds the alias yet.
+    """
+    try:
+        index = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelNotReady(f"no model registry at {path} (run `make demo` first)") from None
+    except json.JSONDecodeError as exc:
+        raise ModelNotReady(f"model registry {path} is not valid JSON: {exc}") from None
+    version = (index.get("aliases") or {}).get(alias)
+    if version is None:
+        raise ModelNotReady(f"no version of {index.get('model')!r} holds alias {alias!r} in {path}")
+    for entry in index.get("versions") or []:
+        if str(entry.get("version")) == str(version):
+            return ModelRecord(
+                version=str(version),
+                uri=str(entry["uri"]),
+                # Registered versions always carry sums; an empty record cannot be verified.
+                expected=dict(entry.get("files") or {}),
+                source=f"registry {path} alias {alias}",
+                run_id=entry.get("run_id"),
+            )
+    raise ModelNotReady(f"alias {alias!r} points at version {version}, which {path} does not list")
+
+
+def _manifest_sums(doc: Any) -> dict[str, str]:
+    files = doc.get("files", doc) if isinstance(doc, dict) else None
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and len(v) == 64 for k, v in files.items()
+    ):
+        raise IntegrityError('the manifest is not {"files": {"path": "<sha256>", ...}}')
+    return dict(files)
+
+
+def _stat_stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class ModelStore:
+    """Holds the model being served and replaces it when the registry alias moves."""
+
+    def __init__(self, settings: Settings, metrics: ServingMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._current: LoadedModel | None = None
+        self._load_lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self._refused: ModelRecord | None = None
+        self.last_error: str | None = None
+        self.not_ready_reason: str = "the model is loading"
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def current(self) -> LoadedModel | None:
+        return self._current
+
+    def require(self) -> LoadedModel:
+        """The model to answer one request with (kept by the request until it ends)."""
+        model = self._current
+        if model is None:
+            raise ModelNotReady(self.not_ready_reason)
+        return model
+
+    # ------------------------------------------------------------------ loading
+
+    def load_initial(self) -> None:
+        """Load the first model; never raises (a failure leaves the app up but not ready)."""
+        if self.settings.mode == "storage":
+            self._load_storage()
+        else:
+            self.refresh(force=True)
+
+    def _load_storage(self) -> None:
+        uri = str(self.settings.storage_uri)
+        record = ModelRecord(
+            version=self.settings.model_version, uri=uri, expected=None, source="AIP_STORAGE_URI"
+        )
+        for attempt in range(1, _STORAGE_ATTEMPTS + 1):
+            try:
+                self._swap(self._load(record))
+                return
+            except IntegrityError as exc:
+                self._failed(record, str(exc), "integrity")
+                return
+            except Exception as exc:  # any failure leaves the app up, not ready
+                self._failed(record, f"cannot load the model from {uri}: {exc}", "load")
+                if attempt < _STORAGE_ATTEMPTS:
+                    time.sleep(2.0 * attempt)  # a storage hiccup: try again shortly
+
+    def refresh(self, force: bool = False) -> bool:
+        """Look at the registry; load and swap in the alias' version when it moved.
+
+        Returns True when a new model was swapped in. Cheap when nothing changed (one stat).
+        """
+        path = self.settings.registry_path
+        stamp = _stat_stamp(path)
+        if not force and stamp == self._stamp:
+            return False
+        with self._load_lock:
+            self._stamp = stamp
+            try:
+                record = read_registry(path, self.settings.alias)
+            except ModelNotReady as exc:
+                if self._current is None:
+                    self.not_ready_reason = str(exc)
+                else:
+                    log.warning("%s; still serving version %s", exc, self._current.version)
+                return False
+            if self._current is not None and self._current.record == record:
+                return False
+            if record == self._refused:
+                return False  # refused already; retried when the registry changes again
+            try:
+                loaded = self._load(record)
+            except IntegrityError as exc:
+                self._failed(record, str(exc), "integrity")
+                return False
+            except Exception as exc:  # a bad version must not stop serving
+                self._failed(record, f"cannot load version {record.version}: {exc}", "load")
+                return False
+            self._swap(loaded)
+            return True
+
+    def _load(self, record: ModelRecord) -> LoadedModel:
+        from trainer.model import Forecaster
+
+        started = time.perf_counter()
+        label = f"model {self.settings.model_name} version {record.version or '?'} ({record.uri})"
+        with tempfile.TemporaryDirectory(prefix="serving-model-") as tmp:
+            actual = copy_and_hash(record.uri, tmp)
+            expected = record.expected
+            verified = True
+            if self.settings.mode == "storage":
+                expected, actual, verified = self._storage_sums(record.uri, tmp, actual)
+            elif not expected:
+                raise IntegrityError(f"{label}: the registry records no sha256 sums")
+            if expected is not None:
+                verify_files(expected, actual, label)
+            forecaster = Forecaster.load(tmp)
+        version = (
+            record.version
+            or "sha256:"
+            + hashlib.sha256(json.dumps(actual, sort_keys=True).encode()).hexdigest()[:12]
+        )
+        # Warming (the base forecast of every series) happens before the swap, so the first
+        # request on the new version is as fast as any other.
+        predictor = Predictor(
+            forecaster,
+            version=version,
+            cache=self.settings.cache,
+            max_concurrent_forecasts=self.settings.max_concurrent_forecasts,
+        )
+        seconds = time.perf_counter() - started
+        log.info(
+            "loaded %s in %.2f s (sha256 %s)",
+            label,
+            seconds,
+            "verified" if verified else "NOT verified: no manifest",
+        )
+        return LoadedModel(
+            record=record,
+            version=version,
+            predictor=predictor,
+            files=actual,
+            verified=verified,
+            loaded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            load_seconds=seconds,
+        )
+
+    def _storage_sums(
+        self, uri: str, folder: str, actual: dict[str, str]
+    ) -> tuple[dict[str, str] | None, dict[str, str], bool]:
+        names = [n for n in MANIFEST_NAMES if n in actual]
+        if not names:
+            if self.settings.require_manifest:
+                raise IntegrityError(
+                    f"{uri} has no sha256 manifest ({' or '.join(MANIFEST_NAMES)}) and "
+                    "SF_SERVING_REQUIRE_MANIFEST is set; refusing to serve it"
+                )
+            log.warning(
+                "%s has no sha256 manifest (%s): serving it unverified; its files' sha256: %s",
+                uri,
+                " or ".join(MANIFEST_NAMES),
+                json.dumps(actual, sort_keys=True),
+            )
+            return None, actual, False
+        with open(os.path.join(folder, names[0])) as handle:
+            try:
+                doc = json.load(handle)
+            except json.JSONDecodeError as exc:
+                raise IntegrityError(f"{uri}/{names[0]} is not valid JSON: {exc}") from None
+        expected = _manifest_sums(doc)
+        # The manifests themselves are not part of the model.
+        files = {k: v for k, v in actual.items() if k not in MANIFEST_NAMES}
+        return expected, files, True
+
+    def _swap(self, loaded: LoadedModel) -> None:
+        previous = None if self._current is None else self._current.version
+        # A model is millions of long-lived objects (trees, frames, prebuilt answers). Left
+        # in the collector's generations, every full collection walks them all: pauses of
+        # ~200 ms in the middle of requests. Frozen, the collector skips them. Unfreezing
+        # first lets the old model's reference cycles go once requests let go of it; the one
+        # full collection here is a single pause per swap instead of one every few seconds.
+        gc.unfreeze()
+        self._current = loaded  # one reference: requests in flight keep the old model
+        self._refused = None
+        self.last_error = None
+        gc.collect()
+        gc.freeze()
+        if self.metrics is not None:
+            self.metrics.model_changed(loaded, self.settings.model_name, self.settings.mode)
+        if previous is None:
+            log.info("serving version %s", loaded.version)
+        else:
+            log.info("swapped version %s -> %s", previous, loaded.version)
+
+    def _failed(self, record: ModelRecord, message: str, reason: str) -> None:
+        self._refused = record
+        self.last_error = message
+        if self._current is None:
+            self.not_ready_reason = message
+            log.error("%s", message)
+        else:
+            log.error("%s; still serving version %s", message, self._current.version)
+        if self.metrics is not None:
+            self.metrics.load_failed(reason)
+
+    # ------------------------------------------------------------------ watching
+
+    async def watch(self) -> None:
+        """Poll the registry until cancelled (the loading runs in a worker thread)."""
+        from starlette.concurrency import run_in_threadpool
+
+        interval = self.settings.poll_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await run_in_threadpool(self.refresh)
+            except Exception:  # the watcher must outlive any single bad look
+                log.exception("registry poll failed")
+
+    def status(self) -> dict[str, Any]:
+        model = self._current
+        return {
+            "ready": model is not None,
+            "reason": None if model is not None else self.not_ready_reason,
+            "model": None if model is None else model.describe(),
+            "last_error": self.last_error,
+        }

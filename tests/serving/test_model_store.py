@@ -1,0 +1,215 @@
+"""sha256 checks before anything is loaded, registry following and refusals."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from serving.errors import IntegrityError
+from serving.model_store import ModelStore, copy_and_hash, verify_files
+
+S1A = {"store_id": "S1", "item_id": "A"}
+
+
+def _predict(client: Any) -> Any:
+    return client.post("/predict", json={"instances": [S1A]})
+
+
+# ---------------------------------------------------------------- registry mode
+
+
+@pytest.mark.parametrize("change", ["edit", "remove", "add"])
+def test_tampered_registry_version_is_refused(
+    registry: Any, model_a: Path, client_for: Any, change: str
+) -> None:
+    version = registry.promote(model_a)
+    folder = registry.folder(version)
+    if change == "edit":
+        with open(folder / "series_state.parquet", "ab") as handle:
+            handle.write(b"\0")
+    elif change == "remove":
+        (folder / "conformity_scores.parquet").unlink()
+    else:
+        (folder / "mlforecast" / "extra.pkl").write_bytes(b"surprise")
+    client = client_for()
+    ready = client.get("/ready")
+    assert ready.status_code == 503
+    reason = ready.json()["reason"]
+    assert "sha256" in reason and "refusing to serve it" in reason
+    expected = {
+        "edit": "series_state.parquet",
+        "remove": "conformity_scores.parquet",
+        "add": "extra.pkl",
+    }
+    assert expected[change] in reason
+    response = _predict(client)
+    assert response.status_code == 503
+    assert "refusing to serve it" in response.json()["error"]
+    assert "sales_forecast_model_loaded 0.0" in client.get("/metrics").text
+    assert (
+        'sales_forecast_model_load_failures_total{reason="integrity"} 1.0'
+        in client.get("/metrics").text
+    )
+
+
+def test_files_swapped_after_the_check_are_never_read(
+    registry: Any, model_a: Path, make_settings: Any, monkeypatch: Any
+) -> None:
+    """The model is loaded from the private copy that was hashed, not from the folder."""
+    import serving.model_store as store_module
+
+    registry.promote(model_a)
+    folder = registry.folder("1")
+    real = store_module.copy_and_hash
+
+    def copy_then_tamper(uri: str, dest: str) -> dict[str, str]:
+        sums = real(uri, dest)
+        (folder / "forecaster.json").write_text("{}")  # too late: the copy is what loads
+        return sums
+
+    monkeypatch.setattr(store_module, "copy_and_hash", copy_then_tamper)
+    store = ModelStore(make_settings())
+    store.load_initial()
+    assert store.current is not None and store.current.version == "1"
+
+
+def test_registry_without_sums_is_refused(registry: Any, model_a: Path, make_settings: Any) -> None:
+    registry.promote(model_a)
+    index_path = registry.registry.index_path
+    index = json.loads(index_path.read_text())
+    index["versions"][0]["files"] = {}
+    index_path.write_text(json.dumps(index))
+    store = ModelStore(make_settings())
+    store.load_initial()
+    assert store.current is None
+    assert "records no sha256" in store.not_ready_reason
+
+
+def test_alias_missing_then_promoted(registry: Any, model_a: Path, make_settings: Any) -> None:
+    registry.registry.register(str(model_a), run_id="r0", metrics={}, extra={})
+    store = ModelStore(make_settings())
+    store.load_initial()
+    assert store.current is None
+    assert "holds alias 'production'" in store.not_ready_reason
+    registry.registry.set_alias("production", "1")
+    assert store.refresh() is True
+    assert store.current is not None and store.current.version == "1"
+    assert store.refresh() is False  # nothing changed: one stat, no reload
+
+
+def test_a_tampered_new_version_keeps_the_old_one_serving(
+    registry: Any, model_a: Path, model_b: Path, make_settings: Any, tmp_path: Path
+) -> None:
+    registry.promote(model_a)
+    store = ModelStore(make_settings())
+    store.load_initial()
+    assert store.current.version == "1"
+    # Version 2 is registered, then its files change before the alias moves to it.
+    v2 = registry.registry.register(str(model_b), run_id="r2", metrics={}, extra={})
+    (registry.folder(v2.version) / "params.json").write_text("{}")
+    registry.registry.set_alias("production", v2.version)
+    assert store.refresh() is False
+    assert store.current.version == "1"  # the verified model keeps serving
+    assert "version 2" in store.last_error and "params.json" in store.last_error
+    status = store.status()
+    assert status["ready"] is True and "refusing" in status["last_error"]
+    # The refusal is not retried on every poll, only when the registry changes again.
+    assert store.refresh(force=True) is False
+    registry.promote(model_b)  # a clean version 3
+    assert store.refresh() is True
+    assert store.current.version == "3" and store.last_error is None
+
+
+def test_rollback_by_moving_the_alias_back(
+    registry: Any, model_a: Path, model_b: Path, make_settings: Any
+) -> None:
+    registry.promote(model_a)
+    registry.promote(model_b)
+    store = ModelStore(make_settings())
+    store.load_initial()
+    assert store.current.version == "2"
+    registry.registry.set_alias("production", "1")
+    assert store.refresh() is True
+    assert store.current.version == "1"
+
+
+# ---------------------------------------------------------------- storage mode
+
+
+def test_storage_uri_with_manifest(
+    model_a: Path, helpers: Any, tmp_path: Path, client_for: Any
+) -> None:
+    folder = helpers.copy_model(model_a, tmp_path / "gcs-copy")
+    helpers.write_manifest(folder)
+    client = client_for(storage_uri=str(folder), model_version="7")
+    model = client.get("/ready").json()["model"]
+    assert model["version"] == "7" and model["sha256_verified"] is True
+    assert model["source"] == "AIP_STORAGE_URI"
+    assert _predict(client).json()["model_version"] == "7"
+
+
+def test_storage_uri_with_a_bad_manifest_is_refused(
+    model_a: Path, helpers: Any, tmp_path: Path, client_for: Any
+) -> None:
+    folder = helpers.copy_model(model_a, tmp_path / "gcs-copy")
+    helpers.write_manifest(folder, "MANIFEST.sha256.json")
+    (folder / "metadata.json").write_text('{"tampered": true}')
+    client = client_for(storage_uri=str(folder))
+    assert client.get("/ready").status_code == 503
+    assert "metadata.json" in client.get("/ready").json()["reason"]
+    assert _predict(client).status_code == 503
+
+
+def test_storage_uri_without_manifest_is_hashed_and_logged(
+    model_a: Path, client_for: Any, caplog: Any
+) -> None:
+    caplog.set_level(logging.WARNING, logger="serving.model_store")
+    client = client_for(storage_uri=str(model_a))
+    model = client.get("/ready").json()["model"]
+    assert model["sha256_verified"] is False
+    assert model["version"].startswith("sha256:")
+    assert "no sha256 manifest" in caplog.text and "series_state.parquet" in caplog.text
+    assert _predict(client).status_code == 200
+
+
+def test_storage_uri_without_manifest_refused_when_required(model_a: Path, client_for: Any) -> None:
+    client = client_for(storage_uri=str(model_a), require_manifest=True)
+    assert "no sha256 manifest" in client.get("/ready").json()["reason"]
+
+
+def test_storage_uri_missing(client_for: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    import serving.model_store as store_module
+
+    monkeypatch.setattr(store_module.time, "sleep", lambda s: None)  # no retry back-off here
+    client = client_for(storage_uri=str(tmp_path / "nowhere"))
+    assert "model folder not found" in client.get("/ready").json()["reason"]
+
+
+def test_storage_uri_over_fsspec(model_a: Path, client_for: Any, tmp_path: Path) -> None:
+    """gs:// goes through the same fsspec code path; memory:// stands in for it here."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    for path in sorted(model_a.rglob("*")):
+        if path.is_file():
+            fs.pipe(f"/bucket/model/{path.relative_to(model_a).as_posix()}", path.read_bytes())
+    manifest = copy_and_hash(str(model_a), str(tmp_path / "scratch"))
+    fs.pipe("/bucket/model/manifest.json", json.dumps({"files": manifest}).encode())
+    try:
+        client = client_for(storage_uri="memory://bucket/model")
+        assert client.get("/ready").json()["model"]["sha256_verified"] is True
+        assert _predict(client).status_code == 200
+    finally:
+        fs.rm("/bucket", recursive=True)
+
+
+def test_verify_files_lists_every_difference() -> None:
+    with pytest.raises(IntegrityError) as err:
+        verify_files({"a": "1", "b": "2", "c": "3"}, {"a": "1", "b": "x", "d": "4"}, "m")
+    assert "changed ['b']" in str(err.value)
+    assert "missing ['c']" in str(err.value)
+    assert "unexpected ['d']" in str(err.value)
