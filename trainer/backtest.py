@@ -7,13 +7,15 @@ __all__ = [
     "evaluate_methods",
     "evaluation_cutoffs",
     "gate_decision",
+    "interval_coverage",
     "run_backtest",
 ]
 
 import datetime as dt
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -73,16 +75,38 @@ def evaluation_cutoffs(
 
 
 def _model_forecasts(
-    train: pd.DataFrame, valid: pd.DataFrame, contract: Contract, config: TrainerConfig, h: int
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    contract: Contract,
+    config: TrainerConfig,
+    h: int,
+    levels: Sequence[int] = (),
 ) -> pd.DataFrame:
     from trainer.model import Forecaster
 
-    fc = Forecaster.fit(train, contract, config, intervals=False)
+    fc = Forecaster.fit(train, contract, replace(config, horizon=h), intervals=bool(levels))
     future_cols = ["series_id", contract.date_column, *[c.name for c in contract.known_columns]]
-    frame = fc.predict(h, future_df=valid[future_cols], levels=[])
+    frame = fc.predict(h, future_df=valid[future_cols], levels=list(levels))
+    bounds = [f"{side}_{lv}" for lv in levels for side in ("lower", "upper")]
     return frame.rename(columns={"date": contract.date_column, "forecast": "y_hat"})[
-        ["series_id", contract.date_column, "y_hat"]
+        ["series_id", contract.date_column, "y_hat", *bounds]
     ]
+
+
+def interval_coverage(frame: pd.DataFrame, horizon: int) -> dict[str, Any]:
+    """Share of actuals inside each ``lower_<l>``..``upper_<l>`` interval, per horizon bucket."""
+    from trainer.metrics import bucket_names
+
+    out: dict[str, Any] = {}
+    levels = sorted(int(c.split("_")[1]) for c in frame.columns if c.startswith("lower_"))
+    for lv in levels:
+        lo, hi = frame[f"lower_{lv}"], frame[f"upper_{lv}"]
+        inside = (frame["y"] >= lo) & (frame["y"] <= hi) & lo.notna()
+        out[str(lv)] = {
+            name: float(inside[frame["step"] <= last].mean()) if len(frame) else float("nan")
+            for name, last in bucket_names(horizon)
+        }
+    return out
 
 
 def evaluate_methods(
@@ -91,6 +115,7 @@ def evaluate_methods(
     cutoffs: list[pd.Timestamp],
     horizon: int,
     methods: Mapping[str, TrainerConfig | None],
+    interval_levels: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Forecast every window with every method on exactly the same rows.
 
@@ -98,8 +123,11 @@ def evaluate_methods(
     to ``None`` for the seasonal-naive baseline. Each result frame has ``series_id, date,
     cutoff, step, y, y_hat, scale`` (scale: the window's seasonal-naive MAE, for MASE).
     Series that start after a cut-off cannot be forecast from it and are left out of that
-    window for every method alike.
+    window for every method alike. Methods named in ``interval_levels`` are fit with their
+    prediction intervals (calibrated on that window's training days only) and their frames
+    also have ``lower_<l>`` / ``upper_<l>``.
     """
+    interval_levels = interval_levels or {}
     date, target = contract.date_column, contract.target
     out: dict[str, list[pd.DataFrame]] = {name: [] for name in methods}
     for cutoff in cutoffs:
@@ -125,7 +153,9 @@ def evaluate_methods(
                     train, horizon, id_col="series_id", time_col=date, target_col=target
                 )[["series_id", date, "y_hat"]]
             else:
-                fc = _model_forecasts(train, valid, contract, config, horizon)
+                fc = _model_forecasts(
+                    train, valid, contract, config, horizon, interval_levels.get(name, ())
+                )
             rows = truth.merge(fc, on=["series_id", date], how="left")
             if rows["y_hat"].isna().any():
                 raise RuntimeError(f"{name} left {int(rows['y_hat'].isna().sum())} rows empty")
@@ -218,6 +248,7 @@ def run_backtest(
     results_uri: str | None = None,
     run_id: str | None = None,
     sources: Mapping[str, str | None] | None = None,
+    coverage: bool = True,
 ) -> dict[str, Any]:
     """Backtest challenger, seasonal naive and (optionally) champion; write the gate.
 
@@ -244,7 +275,11 @@ def run_backtest(
         [c.date().isoformat() for c in cutoffs],
         list(methods),
     )
-    evals = evaluate_methods(panel, contract, cutoffs, horizon, methods)
+    # The challenger's intervals are calibrated and scored on every window as well (one more
+    # fit per window, on at most interval_max_series series): the report's coverage says
+    # whether its 80% / 95% intervals hold 80% / 95% of days nobody had seen.
+    levels = {"challenger": tuple(challenger.levels)} if coverage and challenger.levels else {}
+    evals = evaluate_methods(panel, contract, cutoffs, horizon, methods, levels)
     windows = []
     any_eval = evals["challenger"]
     for cutoff in cutoffs:
@@ -275,6 +310,9 @@ def run_backtest(
             "config": config.to_dict() if config is not None else {"season": 7},
             **summary,
         }
+        if name in levels and len(frame):
+            report["methods"][name]["coverage"] = interval_coverage(frame, horizon)
+            log.info("%s interval coverage: %s", name, report["methods"][name]["coverage"])
     score = {name: report["methods"][name]["overall"].get(metric) for name in methods}
     gate = gate_decision(
         metric,

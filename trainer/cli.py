@@ -66,22 +66,24 @@ def _add_lgbm_flags(parser: argparse.ArgumentParser) -> None:
         "LightGBM parameters (override --params-json, which overrides the defaults)"
     )
     _flag(group, "n-estimators", type=int, help="boosting rounds (default 400)")
-    _flag(group, "learning-rate", type=float, help="shrinkage (default 0.05)")
-    _flag(group, "num-leaves", type=int, help="max leaves per tree (default 63)")
+    _flag(group, "learning-rate", type=float, help="shrinkage (default 0.08)")
+    _flag(group, "num-leaves", type=int, help="max leaves per tree (default 15)")
     _flag(group, "max-depth", type=int, help="max tree depth, -1 = no limit (default -1)")
     _flag(group, "min-child-samples", type=int, help="min rows per leaf (default 20)")
-    _flag(group, "feature-fraction", type=float, help="features sampled per tree (default 0.8)")
-    _flag(group, "bagging-fraction", type=float, help="rows sampled per bagging (default 0.8)")
-    _flag(group, "bagging-freq", type=int, help="bag every k iterations, 0 = off (default 1)")
+    _flag(group, "feature-fraction", type=float, help="features sampled per tree (default 1.0)")
+    _flag(group, "bagging-fraction", type=float, help="rows sampled per bagging (default 1.0)")
+    _flag(group, "bagging-freq", type=int, help="bag every k iterations, 0 = off (default 0)")
     _flag(group, "lambda-l1", type=float, help="L1 regularisation (default 0)")
-    _flag(group, "lambda-l2", type=float, help="L2 regularisation (default 1)")
+    _flag(group, "lambda-l2", type=float, help="L2 regularisation (default 0)")
     _flag(
         group,
         "objective",
         choices=["l2", "tweedie", "poisson", "l1"],
-        help="loss (default tweedie: suits many zero days and a long right tail)",
+        help="loss (default l2, on the log of the level- and weekday-scaled target; tweedie / "
+        "poisson suit raw counts, see features.target_scaling)",
     )
     _flag(group, "tweedie-variance-power", type=float, help="in (1, 2) (default 1.2)")
+    _flag(group, "max-bin", type=int, help="histogram bins per feature (default 63)")
 
 
 LGBM_FLAGS = (
@@ -97,6 +99,7 @@ LGBM_FLAGS = (
     "lambda_l2",
     "objective",
     "tweedie_variance_power",
+    "max_bin",
 )
 
 
@@ -142,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--validation-windows", type=_positive, help="rolling holdout windows (default 1)"
     )
     tr.add_argument(
-        "--interval-windows", type=_positive, help="conformal calibration windows, >= 2 (default 3)"
+        "--interval-windows", type=_positive, help="conformal calibration windows (default 2)"
     )
     tr.add_argument("--levels", type=_levels, help="interval levels (default 80,95)")
     tr.add_argument(
@@ -151,6 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["wape", "mae", "rmse", "mase"],
         default=os.environ.get("HPT_METRIC_NAME") or None,
         help="report this validation metric through hypertune (default: $HPT_METRIC_NAME)",
+    )
+    tr.add_argument(
+        "--train-window-days",
+        type=int,
+        help="the trees learn from the last N days only, 0 = all (default 730)",
+    )
+    tr.add_argument(
+        "--max-train-rows",
+        type=int,
+        help="learn from a seeded sample of whole series above this many rows, 0 = no cap "
+        "(default 8000000); every series is still forecast",
     )
     tr.add_argument("--seed", type=int, help="random seed (default 0)")
     tr.add_argument("--num-threads", type=_positive, help="LightGBM threads (default 2)")
@@ -235,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
         "duckdb:///path.duckdb?table=backtest_results)",
     )
     bt.add_argument("--run-id", help="run key for --results-uri (rows are replaced)")
+    bt.add_argument(
+        "--no-coverage",
+        dest="coverage",
+        action="store_false",
+        help="skip calibrating and scoring the challenger's prediction intervals per window",
+    )
     bt.add_argument("--num-threads", type=_positive, help="override LightGBM threads")
     return parser
 
@@ -258,6 +278,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         "horizon": args.horizon,
         "validation_windows": args.validation_windows,
         "interval_windows": args.interval_windows,
+        "train_window_days": args.train_window_days,
+        "max_train_rows": args.max_train_rows,
         "levels": tuple(args.levels) if args.levels else None,
         "seed": args.seed,
         "num_threads": args.num_threads,
@@ -329,8 +351,10 @@ def _backtest(args: argparse.Namespace) -> dict[str, Any]:
         results_uri=args.results_uri,
         run_id=args.run_id,
         sources={"challenger": args.model_dir, "champion": args.champion_model_dir},
+        coverage=args.coverage,
     )
-    return {"output_dir": args.output_dir, "gate": result["gate"]}
+    coverage = result["backtest"]["methods"]["challenger"].get("coverage")
+    return {"output_dir": args.output_dir, "gate": result["gate"], "coverage": coverage}
 
 
 _COMMANDS = {"train": _train, "predict": _predict, "backtest": _backtest}

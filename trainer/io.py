@@ -261,20 +261,59 @@ def _quote(identifier: str) -> str:
     return ".".join(f'"{part}"' for part in identifier.split("."))
 
 
-def _read_duckdb(loc: TableURI, date_column: str | None, cutoff: dt.date | None) -> pd.DataFrame:
+def _where(
+    date_column: str | None,
+    cutoff: dt.date | None,
+    since: dt.date | None,
+    quote: Any,
+    param: Any,
+    cast: bool = True,
+) -> tuple[str, list[Any]]:
+    clauses, args = [], []
+    if not date_column:
+        return "", []
+    col = f"CAST({quote(date_column)} AS DATE)" if cast else quote(date_column)
+    if date_column and cutoff is not None:
+        clauses.append(f"{col} <= {param('cutoff')}")
+        args.append(("cutoff", cutoff))
+    if date_column and since is not None:
+        clauses.append(f"{col} >= {param('since')}")
+        args.append(("since", since))
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _arrow_to_pandas(table: Any, compact: bool) -> pd.DataFrame:
+    if not compact:
+        return table.to_pandas()
+    # Strings as categoricals: a 30M-row panel repeats each key thousands of times, and one
+    # Python string object per cell would cost several GB.
+    return table.to_pandas(strings_to_categorical=True, self_destruct=True)
+
+
+def _read_duckdb(
+    loc: TableURI,
+    date_column: str | None,
+    cutoff: dt.date | None,
+    columns: Sequence[str] | None = None,
+    since: dt.date | None = None,
+    compact: bool = False,
+) -> pd.DataFrame:
     import duckdb
 
     assert loc.table is not None
     with duckdb_connect(loc.location, read_only=True) as con:
-        sql = f"SELECT * FROM {_quote(loc.table)}"
-        args: list[Any] = []
-        if cutoff is not None and date_column:
-            sql += f" WHERE CAST({_quote(date_column)} AS DATE) <= ?"
-            args.append(cutoff)
         try:
-            return con.execute(sql, args).df()
+            names = [r[0] for r in con.execute(f"DESCRIBE {_quote(loc.table)}").fetchall()]
         except duckdb.CatalogException:
             raise TrainerError(f"table '{loc.table}' not found in {loc.location}") from None
+        pick = names if columns is None else [c for c in names if c in set(columns)]
+        where, args = _where(date_column, cutoff, since, _quote, lambda _n: "?")
+        sql = f"SELECT {', '.join(_quote(c) for c in pick)} FROM {_quote(loc.table)}{where}"
+        try:
+            if not compact:
+                return con.execute(sql, [v for _, v in args]).df()
+            table = con.sql(sql, params=[v for _, v in args]).to_arrow_table()
+            return _arrow_to_pandas(table, compact)
         except duckdb.BinderException as exc:
             raise TrainerError(f"cannot read {loc}: {exc}") from None
 
@@ -295,6 +334,13 @@ def _write_duckdb(
             if "." in loc.table:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(loc.table.split('.')[0])}")
             con.execute(f"CREATE TABLE IF NOT EXISTS {_quote(loc.table)} ({cols})")
+            # A table made by an older version lacks the newer columns (e.g. cutoff_date):
+            # add them (NULL in the old rows) instead of failing on every write.
+            for c in df.columns:
+                kind = _DUCKDB_TYPES.get(types[c], types[c])
+                con.execute(
+                    f"ALTER TABLE {_quote(loc.table)} ADD COLUMN IF NOT EXISTS {_quote(c)} {kind}"
+                )
             # One transaction: readers see either the old rows of this run or the new ones.
             con.execute("BEGIN TRANSACTION")
             if replace_where:
@@ -334,20 +380,33 @@ def _bq_client(project: str) -> tuple[Any, bool]:
     return bigquery.Client(project=project), False
 
 
-def _read_bigquery(loc: TableURI, date_column: str | None, cutoff: dt.date | None) -> pd.DataFrame:
+def _read_bigquery(
+    loc: TableURI,
+    date_column: str | None,
+    cutoff: dt.date | None,
+    columns: Sequence[str] | None = None,
+    since: dt.date | None = None,
+    compact: bool = False,
+) -> pd.DataFrame:
     from google.cloud import bigquery
 
     project = loc.location.split(".", 1)[0]
     client, emulator = _bq_client(project)
-    sql = f"SELECT * FROM `{loc.location}`"
-    params = []
-    if cutoff is not None and date_column:
-        sql += f" WHERE `{date_column}` <= @cutoff"
-        params.append(bigquery.ScalarQueryParameter("cutoff", "DATE", cutoff))
+    table_ref = client.get_table(loc.location) if columns is not None else None
+    pick = "*"
+    if table_ref is not None:
+        wanted = set(columns or ())
+        pick = ", ".join(f"`{f.name}`" for f in table_ref.schema if f.name in wanted)
+    # The date column is a DATE in BigQuery: no CAST, so partition pruning still applies.
+    where, args = _where(
+        date_column, cutoff, since, lambda c: f"`{c}`", lambda n: f"@{n}", cast=False
+    )
+    sql = f"SELECT {pick} FROM `{loc.location}`{where}"
+    params = [bigquery.ScalarQueryParameter(name, "DATE", value) for name, value in args]
     job = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
     # The Storage API is much faster for big panels; emulators do not implement it.
     table = job.result().to_arrow(create_bqstorage_client=not emulator)
-    return table.to_pandas()
+    return _arrow_to_pandas(table, compact)
 
 
 _BQ_TYPES = {"VARCHAR": "STRING", "DOUBLE": "FLOAT64", "BIGINT": "INT64", "BOOLEAN": "BOOL"}
@@ -367,7 +426,13 @@ def _write_bigquery(
             out[col] = pd.to_datetime(out[col]).dt.date
         elif types[col] == "TIMESTAMP":
             out[col] = pd.to_datetime(out[col], utc=True)
-    client.create_table(bigquery.Table(loc.location, schema=schema), exists_ok=True)
+    current = client.create_table(bigquery.Table(loc.location, schema=schema), exists_ok=True)
+    have = {f.name for f in current.schema}
+    added = [f for f in schema if f.name not in have]
+    if added:
+        # A table made by an older version lacks the newer columns: add them (NULLABLE).
+        current.schema = [*current.schema, *added]
+        client.update_table(current, ["schema"])
     # Load into a staging table first, then swap this run's rows in one statement, so a
     # crash mid-way never leaves the target with half a run.
     staging = f"{project}.{dataset}._staging_{table}_{uuid.uuid4().hex[:12]}"
@@ -413,18 +478,25 @@ def _bq_param_type(value: Any) -> str:
 
 
 def read_table(
-    uri: str, *, date_column: str | None = None, cutoff: dt.date | None = None
+    uri: str,
+    *,
+    date_column: str | None = None,
+    cutoff: dt.date | None = None,
+    columns: Sequence[str] | None = None,
+    since: dt.date | None = None,
+    compact: bool = False,
 ) -> pd.DataFrame:
-    """Read a whole table, keeping only rows with ``date_column <= cutoff`` when both are given.
+    """Read a table, keeping only rows with ``since <= date_column <= cutoff`` when given.
 
-    For DuckDB and BigQuery the cut-off is pushed into the query, so a backfill never even
-    loads rows from after its own date.
+    For DuckDB and BigQuery the date filter is pushed into the query, so a backfill never even
+    loads rows from after its own date. ``columns``: read only these (those that exist).
+    ``compact``: strings come back as categoricals (what a 30M-row panel needs to fit).
     """
     loc = parse_table_uri(uri)
     if loc.kind == "duckdb":
-        df = _read_duckdb(loc, date_column, cutoff)
+        df = _read_duckdb(loc, date_column, cutoff, columns, since, compact)
     elif loc.kind == "bigquery":
-        df = _read_bigquery(loc, date_column, cutoff)
+        df = _read_bigquery(loc, date_column, cutoff, columns, since, compact)
     else:
         try:
             with open_file(loc.location, "rb") as handle:
@@ -437,7 +509,9 @@ def read_table(
             if isinstance(exc, TrainerError):
                 raise
             raise TrainerError(f"cannot read {uri}: {exc}") from None
-        if cutoff is not None and date_column:
+        if columns is not None:
+            df = df[[c for c in df.columns if c in set(columns)]]
+        if (cutoff is not None or since is not None) and date_column:
             if date_column not in df.columns:
                 raise TrainerError(f"{uri} has no column '{date_column}'")
             dates = pd.to_datetime(df[date_column], errors="coerce")
@@ -446,7 +520,12 @@ def read_table(
                 raise TrainerError(
                     f"{uri}: row {row + 1}: cannot parse {df[date_column].iloc[row]!r} as a date"
                 )
-            df = df.loc[dates <= pd.Timestamp(cutoff)].reset_index(drop=True)
+            keep = np.ones(len(df), dtype=bool)
+            if cutoff is not None:
+                keep &= (dates <= pd.Timestamp(cutoff)).to_numpy()
+            if since is not None:
+                keep &= (dates >= pd.Timestamp(since)).to_numpy()
+            df = df.loc[keep].reset_index(drop=True)
     return df
 
 

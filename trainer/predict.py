@@ -74,10 +74,19 @@ def run_predict(
     contract = fc.contract
     history = None
     if data_uri:
-        history = load_panel(data_uri, contract, cutoff_date)
-        data_last = history[contract.date_column].max().date()
-        if data_last < fc.last_date:
-            log.warning("data ends on %s, before the model's %s", data_last, fc.last_date)
+        # Only rows newer than the model matter (they move its state forward): read those,
+        # not the whole history (tens of millions of rows on a big panel).
+        since = (pd.Timestamp(fc.series["last_date"].min()) + pd.Timedelta(days=1)).date()
+        if since <= cutoff_date:
+            try:
+                history = load_panel(data_uri, contract, cutoff_date, since=since)
+            except TrainerError as exc:
+                if "no rows" not in str(exc):
+                    raise
+        if history is None:
+            log.info("no rows after the model's training end %s in %s", fc.last_date, data_uri)
+        else:
+            log.info("moving the model forward over %d newer rows", len(history))
     else:
         log.info("no --data-uri: forecasting from the model's last day %s", fc.last_date)
     future = read_future_csv(future_uri, contract) if future_uri else None

@@ -21,7 +21,7 @@ from trainer.config import TrainerConfig
 from trainer.contract import Contract
 from trainer.io import publish_dir, write_json
 from trainer.metrics import summarize
-from trainer.model import Forecaster
+from trainer.model import SCALED_CONFORMAL, Forecaster
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,14 @@ def run_train(
     )
 
     log.info("refit on %d rows up to %s with prediction intervals", len(panel), last.date())
-    fc = Forecaster.fit(panel, contract, config, intervals=True)
+    calibration = None
+    if config.interval_method == SCALED_CONFORMAL:
+        # The validation windows were forecast out of sample by this very recipe: their
+        # errors calibrate the intervals, which saves the separate calibration fit.
+        calibration = evals["model"].rename(columns={date: "date"})[
+            ["series_id", "date", "step", "y", "y_hat", "cutoff"]
+        ]
+    fc = Forecaster.fit(panel, contract, config, intervals=True, calibration=calibration)
     created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     metadata_doc = {
         "contract": contract.to_dict(),

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # a file that is mostly wrong is a wrong file, not a few bad rows.
     max_reject_fraction: float = 0.2
     backtest_windows: int = 2
+    # DuckDB's cap for the SQL steps (it spills to disk beyond it): "50%" of RAM or e.g. "8GB".
+    # DuckDB's own default is 80%, which leaves too little for Airflow and the trainer beside it.
+    duckdb_memory_limit: str = "50%"
     gate_metric: Literal["wape", "mae", "rmse", "mase"] = "wape"
     gate_min_improvement: float = 0.0
 

@@ -90,6 +90,7 @@ def test_champion_refit_on_the_same_windows(
         output_dir=str(tmp_path / "bt"),
         results_uri=f"duckdb://{tmp_path}/wh.duckdb?table=backtest_results",
         run_id="run-1",
+        coverage=False,  # interval calibration fits would show up in the spy
     )
     challenger_windows = sorted(d for seed, d in seen if seed == small_config.seed)
     champion_windows = sorted(d for seed, d in seen if seed == 7)

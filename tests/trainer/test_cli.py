@@ -78,6 +78,15 @@ def test_train_predict_backtest_end_to_end(tmp_path: Path, tiny_db: str, retail_
     # The champion is the same recipe, so a 50 % margin cannot be met: a failed gate, exit 0.
     assert gate["passed"] is False and gate["challenger"] == pytest.approx(gate["champion"])
     assert "gate FAILED" in backtest.stderr
+    # The challenger's intervals were calibrated and scored on every window (rolling origin).
+    report = json.loads((tmp_path / "bt" / "backtest.json").read_text())
+    assert report["n_windows"] == 2
+    coverage = report["methods"]["challenger"]["coverage"]
+    assert set(coverage) == {"80", "95"} and 0 <= coverage["95"]["days_1_7"] <= 1
+    assert json.loads(backtest.stdout.strip().splitlines()[-1])["coverage"] == coverage
+    meta = json.loads((model_dir / "forecaster.json").read_text())
+    # train reused its validation forecasts to calibrate the intervals (no extra fit).
+    assert meta["intervals"]["source"] == "given" and meta["intervals"]["enabled"]
 
 
 @pytest.mark.parametrize(

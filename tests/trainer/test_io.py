@@ -49,6 +49,27 @@ def test_duckdb_read_pushes_cutoff(retail_duckdb):
         read_table("duckdb:///does/not/exist.duckdb?table=t")
 
 
+def test_duckdb_compact_read_of_a_window_and_some_columns(retail_duckdb, retail_contract):
+    from trainer.features import load_panel
+
+    df = read_table(
+        retail_duckdb,
+        date_column="date",
+        cutoff=dt.date(2024, 6, 1),
+        since=dt.date(2024, 5, 1),
+        columns=["series_id", "date", "sales", "nope"],
+        compact=True,
+    )
+    assert list(df.columns) == ["series_id", "date", "sales"]
+    assert isinstance(df["series_id"].dtype, pd.CategoricalDtype)
+    days = pd.to_datetime(df["date"])
+    assert days.min() == pd.Timestamp("2024-05-01") and days.max() == pd.Timestamp("2024-06-01")
+    # The trainer's panel reader: contract columns only (no observed temperature), same rows.
+    panel = load_panel(retail_duckdb, retail_contract, dt.date(2024, 6, 1))
+    assert "temperature" not in panel.columns and panel["date"].max() == pd.Timestamp("2024-06-01")
+    assert panel.groupby("series_id", observed=True).size()["S2|C"] == 40 - 29
+
+
 def test_file_tables_filter_cutoff(tmp_path: Path, retail_panel):
     path = tmp_path / "panel.parquet"
     retail_panel.to_parquet(path)
@@ -87,6 +108,27 @@ def test_duckdb_write_replaces_rows_of_the_run(tmp_path: Path):
         con.close()
     assert counts == {"a": 4, "b": 2}
     assert types["date"] == "DATE"
+
+
+def test_duckdb_write_adds_columns_an_older_table_lacks(tmp_path: Path):
+    """A forecasts table made before a column existed keeps its rows and gains the column."""
+    path = f"{tmp_path}/out.duckdb"
+    con = duckdb.connect(path)
+    con.execute("CREATE TABLE fc (run_id VARCHAR, date DATE, forecast DOUBLE)")
+    con.execute("INSERT INTO fc VALUES ('old', DATE '2024-01-01', 5.0)")
+    con.close()
+    rows = _rows("new", 2).assign(cutoff_date=pd.Timestamp("2024-01-31"))
+    write_table(
+        rows, f"duckdb://{path}?table=fc", replace_where={"cutoff_date": dt.date(2024, 1, 31)},
+        date_columns=["date", "cutoff_date"],
+    )  # fmt: skip
+    con = duckdb.connect(path, read_only=True)
+    try:
+        got = con.execute("SELECT run_id, cutoff_date FROM fc ORDER BY run_id").fetchall()
+    finally:
+        con.close()
+    assert got[-1] == ("old", None)
+    assert {r for r, _ in got} == {"new", "old"} and len(got) == 3
 
 
 def test_publish_and_fetch_remote_dir(tmp_path: Path):
@@ -198,3 +240,18 @@ def test_duckdb_schema_qualified_tables(tmp_path: Path, retail_panel, duckdb_wri
     out = f"duckdb://{tmp_path}/wh.duckdb?table=forecasts.daily_sales_forecasts"
     write_table(_rows("a", 2), out, replace_where={"run_id": "a"}, date_columns=["date"])
     assert len(read_table(out)) == 2
+
+
+def test_bigquery_write_adds_columns_an_older_table_lacks(monkeypatch):
+    from google.cloud import bigquery
+
+    from trainer import io
+
+    client = mock.MagicMock()
+    table = bigquery.Table("proj.ds.fc", schema=[bigquery.SchemaField("run_id", "STRING")])
+    client.create_table.return_value = table
+    monkeypatch.setattr(io, "_bq_client", lambda project: (client, False))
+    write_table(_rows("r1", 2), "bq://proj.ds.fc", replace_where={"run_id": "r1"})
+    updated, fields = client.update_table.call_args.args
+    assert fields == ["schema"]
+    assert [f.name for f in updated.schema] == ["run_id", "series_id", "date", "forecast"]

@@ -33,12 +33,32 @@ def test_intervals_are_ordered_and_short_series_reported(fitted):
     assert (with_int["upper_80"] <= with_int["upper_95"] + tol).all()
 
 
-def test_series_too_short_for_intervals_get_null_intervals(
+def test_every_series_gets_intervals_even_a_short_one(retail_panel, retail_contract, small_config):
+    from dataclasses import replace
+
+    config = replace(small_config, horizon=28)  # the 40-day series is shorter than 2 x 28 days
+    fc = Forecaster.fit(retail_panel, retail_contract, config)
+    assert fc.intervals["method"] == "scaled_conformal" and fc.intervals["enabled"]
+    result = fc.forecast(28)
+    short = result.frame[result.frame["series_id"] == "S2|C"]
+    assert len(short) == 28 and short["lower_80"].notna().all()
+    assert result.series_without_intervals == 0
+    # Wider at 95% than at 80%, and the all-zero series gets a (narrow) interval too.
+    frame = result.frame
+    assert (
+        (frame["upper_95"] - frame["lower_95"]) >= (frame["upper_80"] - frame["lower_80"]) - 1e-9
+    ).all()
+    assert frame.loc[frame["series_id"] == "S1|Z", "upper_95"].notna().all()
+
+
+def test_legacy_interval_method_leaves_short_series_without_intervals(
     retail_panel, retail_contract, small_config
 ):
     from dataclasses import replace
 
-    config = replace(small_config, horizon=28)  # the 40-day series cannot fit 2 x 28 + 1
+    config = replace(
+        small_config, horizon=28, interval_method="conformal_distribution", interval_windows=2
+    )
     fc = Forecaster.fit(retail_panel, retail_contract, config)
     assert fc.intervals["n_series_without"] == 1
     result = fc.forecast(28)
@@ -120,10 +140,12 @@ def test_bad_arguments(fitted):
     )
 
 
-def test_negative_target_with_tweedie_is_explained(retail_panel, retail_contract, small_config):
+def test_negative_target_is_explained(retail_panel, retail_contract, small_config):
     bad = retail_panel.copy()
     bad.loc[0, "sales"] = -1.0
     with pytest.raises(TrainerError, match="--objective l2"):
+        Forecaster.fit(bad, retail_contract, small_config.with_params(objective="tweedie"))
+    with pytest.raises(TrainerError, match="log_target"):
         Forecaster.fit(bad, retail_contract, small_config)
 
 

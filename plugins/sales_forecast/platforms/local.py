@@ -43,11 +43,14 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def duckdb_connect(path: Path, read_only: bool = False, wait_s: float = 60.0) -> Iterator[Any]:
+def duckdb_connect(
+    path: Path, read_only: bool = False, wait_s: float = 60.0, memory_limit: str | None = None
+) -> Iterator[Any]:
     """Open the DuckDB file, waiting while another process holds the write lock.
 
     DuckDB allows one writing process per file; under a real scheduler tasks, the serving app
     and the trainer are separate processes, so each opens late, closes early, and waits briefly.
+    ``memory_limit`` ("50%", "8GB") caps DuckDB's memory; beyond it DuckDB spills to disk.
     """
     import duckdb
 
@@ -56,7 +59,8 @@ def duckdb_connect(path: Path, read_only: bool = False, wait_s: float = 60.0) ->
     delay = 0.05
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            config = {"memory_limit": memory_limit} if memory_limit else {}
+            con = duckdb.connect(str(path), read_only=read_only, config=config)
             break
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
@@ -70,13 +74,14 @@ def duckdb_connect(path: Path, read_only: bool = False, wait_s: float = 60.0) ->
 
 
 class DuckDBWarehouse(Warehouse):
-    def __init__(self, path: Path, dataset: str) -> None:
+    def __init__(self, path: Path, dataset: str, memory_limit: str | None = None) -> None:
         self.path = Path(path)
         self.dataset = dataset
         self.tables = TableNames(dataset)
+        self.memory_limit = memory_limit
 
     def _connect(self) -> contextlib.AbstractContextManager[Any]:
-        return duckdb_connect(self.path)
+        return duckdb_connect(self.path, memory_limit=self.memory_limit)
 
     def load_csv_to_staging(
         self, uri: str, header: Sequence[str], contract: Contract
@@ -149,7 +154,7 @@ class DuckDBWarehouse(Warehouse):
 
     def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         (stmt,) = to_duckdb(sql)
-        with duckdb_connect(self.path) as con:
+        with self._connect() as con:
             cur = con.execute(stmt, {k: v for k, v in params.items() if f"${k}" in stmt} or None)
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -383,7 +388,9 @@ def build_local_platform(settings: Settings, contract_name: str | None = None) -
     suffix = settings.namespace(contract_name or settings.default_dataset)
     registry = LocalModelRegistry(settings.models_root, settings.model_name + suffix)
     return Platform(
-        warehouse=DuckDBWarehouse(settings.warehouse_path, settings.dataset + suffix),
+        warehouse=DuckDBWarehouse(
+            settings.warehouse_path, settings.dataset + suffix, settings.duckdb_memory_limit
+        ),
         runner=SubprocessJobRunner(
             settings.trainer_python, settings.trainer_src, settings.trainer_timeout_s
         ),

@@ -201,3 +201,12 @@ def test_registry_versions_aliases_and_hashes(tmp_path):
     with pytest.raises(RuntimeError, match="differ from the registry record"):
         dep.deploy(reg.get("1"))
     assert reg.get_by_alias("production").version == "2"
+
+
+def test_memory_limit_caps_duckdb(tmp_path):
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb", "sf", memory_limit="1GB")
+    (row,) = wh.query("SELECT current_setting('memory_limit') AS m")
+    assert row["m"] == "953.6 MiB"  # 1 GB in DuckDB's binary units
+    bad = DuckDBWarehouse(tmp_path / "x.duckdb", "sf", memory_limit="lots")
+    with pytest.raises(Exception, match="(?i)memory"):
+        bad.query("SELECT 1 AS one")

@@ -1,0 +1,571 @@
+"""Accuracy and speed benchmark: our trainer vs the usual baselines, side by side, in one run.
+
+Every method sees the same training days, forecasts the same held-out days with the same
+horizon, and is scored by the same code (``trainer.metrics``):
+
+- ``ours``: ``trainer.model.Forecaster`` with the default ``TrainerConfig`` (what the DAG's
+  ``train`` / ``predict`` tasks run), fit with its conformal intervals, forecast with the
+  dataset's future covariates file;
+- ``seasonal_naive``: the last week repeated (``trainer.baselines``, the gate's baseline);
+- ``autoets``: statsforecast ``AutoETS(season_length=7)``;
+- ``mlf_reference``: plain mlforecast + LightGBM: recursive, lags 1/7/14/28, rolling means
+  7/28 of lag 1, day-of-week and month, tweedie, LightGBM defaults otherwise, the same
+  number of trees and threads as ours, and the same static / known columns;
+- ``oracle`` (generated data only): the generator's true expected value of every day.
+
+Datasets: ``real`` (``../shared/data/store_item_2017.csv``, 500 store x item series, the last
+28 days 2017-12-04..2017-12-31 held out), ``generated`` (``datagen.generate_retail``, with its
+future covariates file and its oracle) and ``takeaway`` (the single-series demo generator).
+
+Prints WAPE, MASE, RMSE and bias per method and horizon bucket (day 1, days 1-7, days 1-28),
+the median wall time of each method over ``--repeats`` runs, the time ratio ours /
+mlf_reference (measured in the same repeat, back to back), the empirical coverage of our 80%
+and 95% intervals on the held-out days, and, on generated data, each WAPE over the oracle's.
+
+    .venv/bin/python benchmarks/accuracy.py                       # real + generated
+    .venv/bin/python benchmarks/accuracy.py --dataset real --repeats 3
+    .venv/bin/python benchmarks/accuracy.py --dataset all --markdown --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+for _p in (str(REPO), str(REPO / "plugins")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from trainer.baselines import seasonal_naive  # noqa: E402
+from trainer.config import TrainerConfig, config_from_json_obj  # noqa: E402
+from trainer.contract import Contract  # noqa: E402
+from trainer.features import prepare_panel  # noqa: E402
+from trainer.metrics import bias, mase, rmse, seasonal_scale, wape  # noqa: E402
+from trainer.model import Forecaster  # noqa: E402
+
+DEFAULT_REAL = REPO.parent / "shared" / "data" / "store_item_2017.csv"
+LEVELS = (80, 95)
+
+REAL_CONTRACT = {
+    "name": "store_item",
+    "date_column": "date",
+    "target": "sales",
+    "series_keys": ["store_id", "item_id"],
+    "columns": [
+        {"name": "date", "type": "DATE", "role": "date"},
+        {"name": "store_id", "type": "STRING", "role": "key"},
+        {"name": "item_id", "type": "STRING", "role": "key"},
+        {"name": "sales", "type": "FLOAT64", "role": "target"},
+    ],
+}
+
+
+@dataclass
+class Dataset:
+    """One benchmark problem: a clean daily panel up to the cut-off and what came after."""
+
+    name: str
+    description: str
+    contract: Contract
+    train: pd.DataFrame  # the daily panel (contract columns + series_id), days <= cut-off
+    future: pd.DataFrame | None  # known covariates of the held-out days (contract names)
+    actuals: pd.DataFrame  # series_id, date, y (+ expected when an oracle exists)
+    horizon: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cutoff(self) -> pd.Timestamp:
+        return pd.Timestamp(self.train[self.contract.date_column].max())
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def load_real(path: Path, horizon: int = 28) -> Dataset:
+    raw = pd.read_csv(path, dtype={"store": str, "item": str}, parse_dates=["date"])
+    df = raw.rename(columns={"store": "store_id", "item": "item_id"})
+    df["sales"] = df["sales"].astype(float)
+    df["series_id"] = df["store_id"] + "|" + df["item_id"]
+    last = df["date"].max()
+    cutoff = last - pd.Timedelta(days=horizon)
+    train = df[df["date"] <= cutoff].reset_index(drop=True)
+    test = df[df["date"] > cutoff]
+    actuals = test[["series_id", "date", "sales"]].rename(columns={"sales": "y"})
+    return Dataset(
+        name="real",
+        description=(
+            f"{path.name}: {df['series_id'].nunique()} series, train {train['date'].min().date()}"
+            f"..{cutoff.date()}, held out {(cutoff + pd.Timedelta(days=1)).date()}..{last.date()}"
+        ),
+        contract=Contract.from_dict(REAL_CONTRACT),
+        train=train,
+        future=None,
+        actuals=actuals.reset_index(drop=True),
+        horizon=horizon,
+    )
+
+
+def _builtin_contract(name: str, fallback: dict[str, Any] | None = None) -> Contract:
+    """The contract the DAG ships (plugins/sales_forecast/contracts/<name>.yaml)."""
+    try:
+        from sales_forecast.contract import load_contract
+    except ImportError:  # the Airflow side is not installed: use the copy below
+        if fallback is None:
+            raise
+        return Contract.from_dict(fallback)
+    return Contract.from_dict(load_contract(name).to_trainer_json())
+
+
+def daily_panel(history: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """What ``features.sql`` builds from accumulated history (pandas replica).
+
+    One row per series and day from the series' first day to the last day of data; a missing
+    day has target 0 and ``is_gap_filled``; known columns are filled by their ``future_fill``
+    rule (``last``: last value, else the first; ``false`` / ``zero`` / ``value:x``).
+    """
+    date, keys = contract.date_column, list(contract.series_keys)
+    hist = history.copy()
+    hist[date] = pd.to_datetime(hist[date])
+    if keys:
+        hist["series_id"] = hist[keys].astype(str).agg("|".join, axis=1)
+    else:
+        hist["series_id"] = "total"
+    last = hist[date].max()
+    firsts = hist.groupby("series_id")[date].min()
+    lengths = ((last - firsts).dt.days + 1).to_numpy()
+    spine = pd.DataFrame(
+        {
+            "series_id": np.repeat(firsts.index.to_numpy(), lengths),
+            date: np.concatenate([pd.date_range(f, last).to_numpy() for f in firsts]),
+        }
+    )
+    out = spine.merge(hist, on=["series_id", date], how="left", indicator=True)
+    out["is_gap_filled"] = out.pop("_merge").eq("left_only")
+    out = out.sort_values(["series_id", date], kind="stable").reset_index(drop=True)
+    if keys:
+        parts = out["series_id"].str.split("|", expand=True)
+        for i, key in enumerate(keys):
+            out[key] = parts[i]
+    out[contract.target] = out[contract.target].fillna(0.0).astype(float)
+    for col in contract.known_columns:
+        rule = col.future_fill or "last"
+        if rule == "last":
+            grouped = out.groupby("series_id")[col.name]
+            out[col.name] = grouped.ffill().fillna(grouped.bfill())
+        elif rule in ("false", "zero"):
+            out[col.name] = out[col.name].fillna(False if col.type == "BOOL" else 0.0)
+        else:
+            out[col.name] = out[col.name].fillna(col.fill_value())
+    return out
+
+
+def load_generated(stores: int, items: int, seed: int, end: str, horizon: int) -> Dataset:
+    from datagen import generate_retail
+
+    gen = generate_retail(n_stores=stores, n_items=items, end=end, future_days=horizon, seed=seed)
+    contract = _builtin_contract("retail")
+    train = daily_panel(gen.history, contract)
+    sid = gen.future_actuals["store_id"] + "|" + gen.future_actuals["item_id"]
+    actuals = pd.DataFrame(
+        {"series_id": sid, "date": gen.future_actuals["date"], "y": gen.future_actuals["sales"]}
+    ).astype({"y": float})
+    truth = gen.truth.assign(series_id=gen.truth["store_id"] + "|" + gen.truth["item_id"])
+    actuals = actuals.merge(
+        truth[["series_id", "date", "expected"]], on=["series_id", "date"], how="left"
+    )
+    return Dataset(
+        name="generated",
+        description=(
+            f"datagen.generate_retail(n_stores={stores}, n_items={items}, end={end}, "
+            f"seed={seed}): {train['series_id'].nunique()} series, train ..{end}, held out "
+            f"the next {horizon} days with the generator's future covariates file"
+        ),
+        contract=contract,
+        train=train,
+        future=gen.future.copy(),
+        actuals=actuals,
+        horizon=horizon,
+    )
+
+
+def load_takeaway(seed: int, end: str, horizon: int) -> Dataset:
+    from datagen import generate_takeaway
+
+    gen = generate_takeaway(end=end, future_days=horizon, seed=seed)
+    contract = _builtin_contract("takeaway")
+    train = daily_panel(gen.history, contract)
+    actuals = pd.DataFrame(
+        {"series_id": "total", "date": gen.future_actuals["date"], "y": gen.future_actuals["Total"]}
+    ).merge(gen.truth[["date", "expected"]], on="date", how="left")
+    return Dataset(
+        name="takeaway",
+        description=(
+            f"datagen.generate_takeaway(end={end}, seed={seed}): 1 series, held out the next "
+            f"{horizon} days with the generator's future covariates file"
+        ),
+        contract=contract,
+        train=train,
+        future=gen.future.copy(),
+        actuals=actuals,
+        horizon=horizon,
+    )
+
+
+# ----------------------------------------------------------------------------- methods
+
+
+@dataclass
+class Run:
+    forecast: pd.DataFrame  # series_id, date, y_hat (+ lower_<l>, upper_<l>)
+    seconds: float
+
+
+def _timed(fn: Callable[[], pd.DataFrame]) -> Run:
+    began = time.perf_counter()
+    frame = fn()
+    return Run(frame, time.perf_counter() - began)
+
+
+def ours(ds: Dataset, config: TrainerConfig, *, intervals: bool = True) -> pd.DataFrame:
+    fc = Forecaster.fit(ds.train, ds.contract, config, intervals=intervals)
+    result = fc.forecast(ds.horizon, future_df=ds.future, levels=list(LEVELS) if intervals else [])
+    return result.frame.rename(columns={"forecast": "y_hat"})
+
+
+def naive(ds: Dataset) -> pd.DataFrame:
+    date, target = ds.contract.date_column, ds.contract.target
+    out = seasonal_naive(ds.train, ds.horizon, id_col="series_id", time_col=date, target_col=target)
+    return out.rename(columns={date: "date"})[["series_id", "date", "y_hat"]]
+
+
+def autoets(ds: Dataset, n_jobs: int) -> pd.DataFrame:
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS
+
+    date, target = ds.contract.date_column, ds.contract.target
+    df = ds.train[["series_id", date, target]].rename(
+        columns={"series_id": "unique_id", date: "ds", target: "y"}
+    )
+    sf = StatsForecast(models=[AutoETS(season_length=7)], freq="D", n_jobs=n_jobs)
+    out = sf.forecast(df=df, h=ds.horizon)
+    out = out.reset_index() if "unique_id" not in out.columns else out
+    return pd.DataFrame(
+        {"series_id": out["unique_id"], "date": out["ds"], "y_hat": out["AutoETS"].clip(lower=0)}
+    )
+
+
+def mlf_reference(
+    ds: Dataset, n_estimators: int, threads: int, *, intervals: bool = False
+) -> pd.DataFrame:
+    """Plain mlforecast + LightGBM, the way its documentation sets up a retail panel.
+
+    ``intervals``: also mlforecast's own conformal intervals (``PredictionIntervals`` with 2
+    windows of the horizon, as ours), the like-for-like time of a forecast with intervals.
+    """
+    import lightgbm as lgb
+    from mlforecast import MLForecast
+    from mlforecast.lag_transforms import RollingMean
+    from mlforecast.utils import PredictionIntervals
+
+    c = ds.contract
+    panel = prepare_panel(ds.train, c)
+    df = pd.DataFrame(
+        {"unique_id": panel["series_id"], "ds": panel[c.date_column], "y": panel[c.target]}
+    )
+    statics = list(c.series_keys)
+    for key in statics:
+        df[key] = panel[key].astype(str).astype("category")
+    known = [col.name for col in c.known_columns if col.type in ("BOOL", "FLOAT64", "INT64")]
+    for name in known:
+        df[name] = panel[name].astype(float)
+    model = lgb.LGBMRegressor(
+        n_estimators=n_estimators, objective="tweedie", n_jobs=threads, verbosity=-1
+    )
+    mlf = MLForecast(
+        models={"lgbm": model},
+        freq="D",
+        lags=[1, 7, 14, 28],
+        lag_transforms={1: [RollingMean(window_size=7), RollingMean(window_size=28)]},
+        date_features=["dayofweek", "month"],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pi = PredictionIntervals(n_windows=2, h=ds.horizon) if intervals else None
+        mlf.fit(df, static_features=statics, dropna=True, prediction_intervals=pi)
+        x_df = None
+        if known:
+            fut = ds.future.copy()
+            if c.series_keys:
+                fut["unique_id"] = fut[list(c.series_keys)].astype(str).agg("|".join, axis=1)
+            else:
+                fut["unique_id"] = "total"
+            fut["ds"] = pd.to_datetime(fut[c.date_column])
+            x_df = fut[["unique_id", "ds", *known]].astype({k: float for k in known})
+        out = mlf.predict(ds.horizon, X_df=x_df, level=list(LEVELS) if intervals else None)
+    frame = pd.DataFrame(
+        {"series_id": out["unique_id"], "date": out["ds"], "y_hat": out["lgbm"].clip(lower=0)}
+    )
+    if intervals:
+        for lv in LEVELS:
+            frame[f"lower_{lv}"] = out[f"lgbm-lo-{lv}"].to_numpy()
+            frame[f"upper_{lv}"] = out[f"lgbm-hi-{lv}"].to_numpy()
+    return frame
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+BUCKETS = (("day 1", 1), ("days 1-7", 7), ("days 1-28", 28))
+
+
+def score(ds: Dataset, forecast: pd.DataFrame, scale: float) -> dict[str, dict[str, float]]:
+    rows = ds.actuals.merge(forecast, on=["series_id", "date"], how="left")
+    if rows["y_hat"].isna().any():
+        raise RuntimeError(f"{int(rows['y_hat'].isna().sum())} held-out rows have no forecast")
+    rows["step"] = (rows["date"] - ds.cutoff).dt.days
+    out: dict[str, dict[str, float]] = {}
+    for name, last in BUCKETS:
+        if last > ds.horizon:
+            continue
+        part = rows[rows["step"] <= last]
+        y, f = part["y"].to_numpy(), part["y_hat"].to_numpy()
+        out[name] = {
+            "wape": wape(y, f),
+            "mase": mase(y, f, scale),
+            "rmse": rmse(y, f),
+            "bias": bias(y, f),
+        }
+    return out
+
+
+def coverage(ds: Dataset, forecast: pd.DataFrame) -> dict[str, dict[str, float]]:
+    rows = ds.actuals.merge(forecast, on=["series_id", "date"], how="left")
+    rows["step"] = (rows["date"] - ds.cutoff).dt.days
+    out: dict[str, dict[str, float]] = {}
+    for lv in LEVELS:
+        lo, hi = rows[f"lower_{lv}"], rows[f"upper_{lv}"]
+        inside = (rows["y"] >= lo) & (rows["y"] <= hi)
+        out[str(lv)] = {
+            name: float(inside[rows["step"] <= last].mean())
+            for name, last in BUCKETS
+            if last <= ds.horizon
+        }
+        out[str(lv)]["missing"] = float(lo.isna().mean())
+    return out
+
+
+def run_dataset(ds: Dataset, args: argparse.Namespace) -> dict[str, Any]:
+    config = TrainerConfig(horizon=ds.horizon)
+    if args.params_json:
+        config = config_from_json_obj(json.loads(args.params_json.read_text()), config)
+    config = replace(config, horizon=ds.horizon, num_threads=args.num_threads)
+    if args.n_estimators:
+        config = config.with_params(n_estimators=args.n_estimators)
+    trees = config.params.n_estimators
+    date, target = ds.contract.date_column, ds.contract.target
+    scale = seasonal_scale(ds.train, id_col="series_id", time_col=date, target_col=target)
+    times: dict[str, list[float]] = {}
+    forecasts: dict[str, pd.DataFrame] = {}
+    ratios: list[float] = []
+    point_ratios: list[float] = []
+    interval_ratios: list[float] = []
+    methods: dict[str, Callable[[], pd.DataFrame]] = {
+        "ours": lambda: ours(ds, config),
+        "ours_point": lambda: ours(ds, config, intervals=False),
+        "mlf_reference": lambda: mlf_reference(ds, trees, args.num_threads),
+        "mlf_reference_intervals": lambda: mlf_reference(
+            ds, trees, args.num_threads, intervals=True
+        ),
+        "seasonal_naive": lambda: naive(ds),
+    }
+    if not args.skip_ets:
+        methods["autoets"] = lambda: autoets(ds, args.num_threads)
+    for rep in range(args.repeats):
+        runs: dict[str, Run] = {}
+        for name, fn in methods.items():
+            if name == "autoets" and rep and not args.repeat_ets:
+                continue
+            runs[name] = _timed(fn)
+            times.setdefault(name, []).append(runs[name].seconds)
+            forecasts.setdefault(name, runs[name].forecast)
+            log(f"  [{ds.name}] repeat {rep + 1}: {name} {runs[name].seconds:.1f}s")
+        ratios.append(runs["ours"].seconds / runs["mlf_reference"].seconds)
+        point_ratios.append(runs["ours_point"].seconds / runs["mlf_reference"].seconds)
+        interval_ratios.append(runs["ours"].seconds / runs["mlf_reference_intervals"].seconds)
+    results: dict[str, Any] = {
+        "dataset": ds.name,
+        "description": ds.description,
+        "n_series": int(ds.train["series_id"].nunique()),
+        "train_rows": len(ds.train),
+        "cutoff": ds.cutoff.date().isoformat(),
+        "horizon": ds.horizon,
+        "trees": trees,
+        "num_threads": args.num_threads,
+        "repeats": args.repeats,
+        "methods": {},
+    }
+    order = ["ours", "mlf_reference", "autoets", "seasonal_naive"]
+    for name in order:
+        if name not in forecasts:
+            continue
+        results["methods"][name] = {
+            "scores": score(ds, forecasts[name], scale),
+            "seconds_median": statistics.median(times[name]),
+            "seconds": times[name],
+        }
+    if "expected" in ds.actuals.columns:
+        oracle = ds.actuals[["series_id", "date", "expected"]].rename(columns={"expected": "y_hat"})
+        results["methods"]["oracle"] = {
+            "scores": score(ds, oracle, scale),
+            "seconds_median": None,
+            "seconds": [],
+        }
+    results["coverage"] = coverage(ds, forecasts["ours"])
+    results["coverage_mlf_reference"] = coverage(ds, forecasts["mlf_reference_intervals"])
+    results["mlf_reference_intervals_seconds_median"] = statistics.median(
+        times["mlf_reference_intervals"]
+    )
+    results["time_ratio_ours_vs_reference_with_intervals"] = statistics.median(interval_ratios)
+    results["time_ratio_ours_vs_reference"] = statistics.median(ratios)
+    results["time_ratio_ours_point_vs_reference"] = statistics.median(point_ratios)
+    results["ours_point_seconds_median"] = statistics.median(times["ours_point"])
+    results["ours_point_1_28_wape"] = score(ds, forecasts["ours_point"], scale)[
+        f"days 1-{min(ds.horizon, 28)}" if ds.horizon >= 28 else "day 1"
+    ]["wape"]
+    return results
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def render(results: dict[str, Any], markdown: bool) -> str:
+    lines: list[str] = []
+    methods = results["methods"]
+    oracle = methods.get("oracle", {}).get("scores", {})
+    buckets = list(next(iter(methods.values()))["scores"])
+    head = ["method", "bucket", "WAPE", "MASE", "RMSE", "bias"]
+    if oracle:
+        head.append("WAPE / oracle")
+    head.append("time s (median)")
+    table: list[list[str]] = []
+    for name, item in methods.items():
+        for b in buckets:
+            s = item["scores"][b]
+            row = [name, b, f"{s['wape']:.4f}", f"{s['mase']:.4f}", f"{s['rmse']:.3f}"]
+            row.append(f"{s['bias']:+.4f}")
+            if oracle:
+                row.append(f"{s['wape'] / oracle[b]['wape']:.3f}")
+            secs = item["seconds_median"]
+            row.append("" if secs is None or b != buckets[-1] else f"{secs:.1f}")
+            table.append(row)
+    title = (
+        f"{results['dataset']}: {results['description']} | trees {results['trees']}, "
+        f"threads {results['num_threads']}, repeats {results['repeats']}"
+    )
+    if markdown:
+        lines.append(f"**{title}**")
+        lines.append("")
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "---|" * len(head))
+        lines.extend("| " + " | ".join(r) + " |" for r in table)
+    else:
+        lines.append(title)
+        widths = [max(len(x) for x in col) for col in zip(head, *table, strict=True)]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        lines.append(fmt.format(*head))
+        lines.extend(fmt.format(*r) for r in table)
+    lines.append("")
+    for who, key in (("ours", "coverage"), ("mlf_reference", "coverage_mlf_reference")):
+        cov_text = "; ".join(
+            f"{lv}%: " + ", ".join(f"{b} {v:.3f}" for b, v in parts.items() if b != "missing")
+            for lv, parts in results[key].items()
+        )
+        lines.append(
+            f"coverage of {who} intervals on the held-out days (nominal 0.80 / 0.95): {cov_text}"
+        )
+    lines.append(
+        "time ours / mlf_reference (same data, trees, threads; median of per-repeat ratios): "
+        f"{results['time_ratio_ours_point_vs_reference']:.2f} point forecasts "
+        f"(ours {results['ours_point_seconds_median']:.1f}s), "
+        f"{results['time_ratio_ours_vs_reference_with_intervals']:.2f} with 80/95% conformal "
+        f"intervals (ours {results['methods']['ours']['seconds_median']:.1f}s vs mlforecast's "
+        f"PredictionIntervals {results['mlf_reference_intervals_seconds_median']:.1f}s); "
+        f"ours with intervals / reference without: {results['time_ratio_ours_vs_reference']:.2f}"
+    )
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--dataset", choices=["real", "generated", "takeaway", "both", "all"], default="both"
+    )
+    parser.add_argument("--real-csv", type=Path, default=DEFAULT_REAL)
+    parser.add_argument("--stores", type=int, default=5)
+    parser.add_argument("--items", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--end", default="2025-10-31", help="last training day (generated)")
+    parser.add_argument("--horizon", type=int, default=28)
+    parser.add_argument("--repeats", type=int, default=1, help="runs per method (median time)")
+    parser.add_argument(
+        "--repeat-ets", action="store_true", help="time AutoETS on every repeat (slow)"
+    )
+    parser.add_argument("--skip-ets", action="store_true")
+    parser.add_argument("--num-threads", type=int, default=TrainerConfig().num_threads)
+    parser.add_argument(
+        "--n-estimators", type=int, help="trees for ours and the reference (default: ours)"
+    )
+    parser.add_argument(
+        "--params-json",
+        type=Path,
+        help="trainer params for ours (like train --params-json); default: the defaults",
+    )
+    parser.add_argument("--markdown", action="store_true", help="print markdown tables")
+    parser.add_argument("--json", type=Path, help="also write every figure here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    names = {
+        "both": ["real", "generated"],
+        "all": ["real", "generated", "takeaway"],
+    }.get(args.dataset, [args.dataset])
+    loaders = {
+        "real": lambda: load_real(args.real_csv, args.horizon),
+        "generated": lambda: load_generated(
+            args.stores, args.items, args.seed, args.end, args.horizon
+        ),
+        "takeaway": lambda: load_takeaway(11, args.end, args.horizon),
+    }
+    everything = []
+    for name in names:
+        log(f"loading {name} ...")
+        ds = loaders[name]()
+        results = run_dataset(ds, args)
+        everything.append(results)
+        print(render(results, args.markdown), flush=True)
+        print(flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(everything, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
