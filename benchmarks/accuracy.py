@@ -133,7 +133,8 @@ def daily_panel(history: pd.DataFrame, contract: Contract) -> pd.DataFrame:
 
     One row per series and day from the series' first day to the last day of data; a missing
     day has target 0 and ``is_gap_filled``; known columns are filled by their ``future_fill``
-    rule (``last``: last value, else the first; ``false`` / ``zero`` / ``value:x``).
+    rule (``last``: last value, else the first; ``weekend``: Saturday or Sunday; ``false`` /
+    ``zero`` / ``value:x``).
     """
     date, keys = contract.date_column, list(contract.series_keys)
     hist = history.copy()
@@ -164,6 +165,8 @@ def daily_panel(history: pd.DataFrame, contract: Contract) -> pd.DataFrame:
         if rule == "last":
             grouped = out.groupby("series_id")[col.name]
             out[col.name] = grouped.ffill().fillna(grouped.bfill())
+        elif rule == "weekend":
+            out[col.name] = out[col.name].fillna(pd.Series(out[date].dt.dayofweek >= 5))
         elif rule in ("false", "zero"):
             out[col.name] = out[col.name].fillna(False if col.type == "BOOL" else 0.0)
         else:

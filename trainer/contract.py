@@ -36,9 +36,10 @@ class ContractColumn:
     future_fill: str | None = None
 
     def fill_value(self) -> Any:
-        """The constant a ``zero``/``false``/``value:<x>`` rule fills with (None for ``last``)."""
+        """The constant a ``zero``/``false``/``value:<x>`` rule fills with (None for ``last``
+        and ``weekend``, whose values depend on the series or the day)."""
         rule = self.future_fill or "last"
-        if rule == "last":
+        if rule in ("last", "weekend"):
             return None
         if rule == "zero":
             return 0.0 if self.type in ("FLOAT64", "INT64") else False
@@ -182,6 +183,10 @@ def _check_fill_rule(name: str, ctype: str, rule: Any) -> str:
     if rule is None:
         return "last"
     rule = str(rule)
+    if rule == "weekend":
+        if ctype != "BOOL":
+            raise TrainerError(f"column '{name}': future_fill 'weekend' needs a BOOL column")
+        return rule
     if rule in ("last", "zero", "false"):
         if rule == "zero" and ctype not in ("FLOAT64", "INT64", "BOOL"):
             raise TrainerError(f"column '{name}': future_fill 'zero' needs a numeric column")
@@ -192,7 +197,8 @@ def _check_fill_rule(name: str, ctype: str, rule: Any) -> str:
         parse_scalar(rule.split(":", 1)[1], ctype, where=f"future_fill of column '{name}'")
         return rule
     raise TrainerError(
-        f"column '{name}': unknown future_fill '{rule}' (expected last, zero, false or value:<x>)"
+        f"column '{name}': unknown future_fill '{rule}' (expected last, zero, false, weekend "
+        "or value:<x>)"
     )
 
 

@@ -867,7 +867,10 @@ def build_future_frame(
         missing = values.isna()
         filled[col.source] = int((missing.to_numpy() & in_window).sum())
         if missing.any():
-            values = values.where(~missing, _fill_values(col, contract, per_row_state, missing))
+            days = merged[contract.date_column].reset_index(drop=True)
+            values = values.where(
+                ~missing, _fill_values(col, contract, per_row_state, missing, days)
+            )
         out[col.name] = _encode(values, col)
         if col.kind == "numeric":
             out[col.name] = out[col.name].fillna(0.0)
@@ -899,9 +902,16 @@ def _with_derived(out: pd.DataFrame, spec: FeatureSpec, tail: pd.DataFrame | Non
 
 
 def _fill_values(
-    col: FeatureColumn, contract: Contract, per_row_state: pd.DataFrame, missing: pd.Series
+    col: FeatureColumn,
+    contract: Contract,
+    per_row_state: pd.DataFrame,
+    missing: pd.Series,
+    days: pd.Series,
 ) -> pd.Series:
     rule = col.fill or "last"
+    if rule == "weekend":
+        weekend = pd.DatetimeIndex(days).dayofweek >= 5
+        return pd.Series(weekend.astype(float) if col.kind == "numeric" else weekend, dtype=object)
     if rule == "last":
         last = per_row_state[col.source].reset_index(drop=True).astype(object)
         # A series that never had a value falls back to the column's most common value.

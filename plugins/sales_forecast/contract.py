@@ -26,7 +26,7 @@ BUILTIN_CONTRACTS = ("retail", "takeaway")
 
 TYPES = ("DATE", "STRING", "INT64", "FLOAT64", "BOOL")
 ROLES = ("date", "key", "target", "known", "observed", "static")
-_FILL_RE = re.compile(r"^(last|zero|false|value:.*)$")
+_FILL_RE = re.compile(r"^(last|zero|false|weekend|value:.*)$")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # Columns the pipeline adds itself; a contract may not use these names.
 RESERVED = {"series_id", "is_gap_filled", "run_id", "model_version", "_source_row", "_source_file"}
@@ -122,10 +122,14 @@ def _parse_column(raw: Any, source: str) -> Column:
         if not _FILL_RE.match(fill):
             raise ContractError(
                 f"{source}: column {name!r} has future_fill {fill!r}; "
-                "use last, zero, false or value:<x>"
+                "use last, zero, false, weekend or value:<x>"
             )
         if role != "known":
             raise ContractError(f"{source}: future_fill only applies to known columns ({name!r})")
+        if fill == "weekend" and ctype != "BOOL":
+            raise ContractError(
+                f"{source}: future_fill weekend (Saturday or Sunday) needs a BOOL column ({name!r})"
+            )
     elif role == "known":
         fill = "last"
     nullable = bool(raw.get("nullable", role in ("known", "observed", "static")))

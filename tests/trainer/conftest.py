@@ -36,7 +36,6 @@ _KNOWN_BOOLS = (
     "is_holiday",
     "is_school_break",
     "is_evening",
-    "is_weekend",
     "is_home",
     "is_delhi",
     "is_t20i",
@@ -55,6 +54,7 @@ TAKEAWAY_CONTRACT = {
         {"name": "holiday_name", "type": "STRING", "role": "known", "future_fill": "value:none"},
         {"name": "dinner_impact_score", "type": "FLOAT64", "role": "known", "future_fill": "zero"},
         {"name": "importance_score", "type": "FLOAT64", "role": "known", "future_fill": "zero"},
+        {"name": "is_weekend", "type": "BOOL", "role": "known", "future_fill": "weekend"},
         *(
             {"name": b, "type": "BOOL", "role": "known", "future_fill": "false"}
             for b in _KNOWN_BOOLS

@@ -76,6 +76,16 @@ def test_future_frame_fill_rules_and_counts(retail_panel, retail_contract):
     assert list(s1a["on_promo"]) == [1.0, 0.0, 0.0]
 
 
+def test_future_frame_weekend_rule_follows_the_calendar(takeaway_panel, takeaway_contract):
+    """No future file: a calendar flag is filled from each forecast day, not with false."""
+    spec, state = _spec_state(takeaway_panel, takeaway_contract)
+    x_df, filled, _ = build_future_frame(spec, takeaway_contract, state, 9)
+    days = pd.DatetimeIndex(x_df["ds"])
+    assert filled["is_weekend"] == 9
+    assert list(x_df["is_weekend"]) == [float(d.dayofweek >= 5) for d in days]
+    assert x_df["is_weekend"].sum() >= 2  # 9 days hold a weekend
+
+
 def test_future_frame_unknown_series_is_an_error(retail_panel, retail_contract):
     spec, state = _spec_state(retail_panel, retail_contract)
     future = pd.DataFrame(

@@ -50,6 +50,8 @@ SELECT
   ) AS {{ col.name | q }},
 {% elif col.role == "known" and col.future_fill == "zero" %}
   COALESCE({{ col.name | q }}, 0) AS {{ col.name | q }},
+{% elif col.role == "known" and col.future_fill == "weekend" %}
+  COALESCE({{ col.name | q }}, FORMAT_DATE('%u', {{ date | q }}) IN ('6', '7')) AS {{ col.name | q }},
 {% elif col.role == "known" and col.future_fill == "false" %}
   COALESCE({{ col.name | q }}, FALSE) AS {{ col.name | q }},
 {% elif col.role == "known" and col.future_fill.startswith("value:") %}

@@ -101,6 +101,14 @@ def test_contract_file_path(tmp_path):
         ({"columns": [{"name": "day", "type": "TEXT", "role": "date"}]}, "has type 'TEXT'"),
         ({"columns": [{"name": "series_id", "type": "STRING", "role": "key"}]}, "reserved"),
         ({"columns": [{"name": "bad name", "type": "STRING", "role": "key"}]}, "identifier"),
+        (
+            {
+                "columns": [
+                    {"name": "p", "type": "FLOAT64", "role": "known", "future_fill": "weekend"}
+                ]
+            },
+            "needs a BOOL column",
+        ),
     ],
 )
 def test_invalid_contracts_are_rejected_with_a_reason(change, message):

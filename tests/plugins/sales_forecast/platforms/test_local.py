@@ -156,9 +156,9 @@ def test_takeaway_single_series_features(tmp_path):
     p.write_text(
         ",".join(header)
         + "\n"
-        + row.format(d="2024-01-01", t="120.5")
+        + row.format(d="2024-01-05", t="120.5")
         + "\n"
-        + row.format(d="2024-01-03", t="99")
+        + row.format(d="2024-01-07", t="99")
         + "\n"
     )
     wh.load_csv_to_staging(str(p), header, contract)
@@ -168,7 +168,8 @@ def test_takeaway_single_series_features(tmp_path):
     wh.run_script("merge_history", contract, run_id="r")
     wh.run_script("features", contract)
     rows = wh.query(
-        f"SELECT series_id, Total, holiday_name FROM {wh.tables.daily_sales_features} ORDER BY date"
+        f"SELECT series_id, Total, holiday_name, is_weekend "
+        f"FROM {wh.tables.daily_sales_features} ORDER BY date"
     )
     assert [(r["series_id"], r["Total"]) for r in rows] == [
         ("total", 120.5),
@@ -176,6 +177,9 @@ def test_takeaway_single_series_features(tmp_path):
         ("total", 99.0),
     ]
     assert rows[1]["holiday_name"] == ""
+    # The missing day is Saturday 2024-01-06: future_fill weekend says so, whatever the rows
+    # around it carry.
+    assert [r["is_weekend"] for r in rows] == [False, True, False]
 
 
 def test_registry_versions_aliases_and_hashes(tmp_path):
