@@ -40,7 +40,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,61 +116,49 @@ def load_real(path: Path, horizon: int = 28) -> Dataset:
     )
 
 
-def _builtin_contract(name: str, fallback: dict[str, Any] | None = None) -> Contract:
+def _builtin_contract(name: str) -> Contract:
     """The contract the DAG ships (plugins/sales_forecast/contracts/<name>.yaml)."""
-    try:
-        from sales_forecast.contract import load_contract
-    except ImportError:  # the Airflow side is not installed: use the copy below
-        if fallback is None:
-            raise
-        return Contract.from_dict(fallback)
+    from sales_forecast.contract import load_contract
+
     return Contract.from_dict(load_contract(name).to_trainer_json())
 
 
-def daily_panel(history: pd.DataFrame, contract: Contract) -> pd.DataFrame:
-    """What ``features.sql`` builds from accumulated history (pandas replica).
+def daily_panel(history: pd.DataFrame, contract_name: str) -> pd.DataFrame:
+    """The daily panel the DAG builds from ``history``: its own SQL, on DuckDB.
 
-    One row per series and day from the series' first day to the last day of data; a missing
-    day has target 0 and ``is_gap_filled``; known columns are filled by their ``future_fill``
-    rule (``last``: last value, else the first; ``weekend``: Saturday or Sunday; ``false`` /
-    ``zero`` / ``value:x``).
+    ``history`` goes through a CSV and the local warehouse's ``load_csv_to_staging``,
+    ``validate`` / ``quarantine``, ``merge_history`` and ``features`` steps, so gaps become
+    zero-sales days and known columns are filled by their ``future_fill`` rules exactly as in a
+    run of the DAG.
     """
-    date, keys = contract.date_column, list(contract.series_keys)
-    hist = history.copy()
-    hist[date] = pd.to_datetime(hist[date])
-    if keys:
-        hist["series_id"] = hist[keys].astype(str).agg("|".join, axis=1)
-    else:
-        hist["series_id"] = "total"
-    last = hist[date].max()
-    firsts = hist.groupby("series_id")[date].min()
-    lengths = ((last - firsts).dt.days + 1).to_numpy()
-    spine = pd.DataFrame(
-        {
-            "series_id": np.repeat(firsts.index.to_numpy(), lengths),
-            date: np.concatenate([pd.date_range(f, last).to_numpy() for f in firsts]),
-        }
+    import tempfile
+
+    from sales_forecast.contract import load_contract
+    from sales_forecast.platforms.local import DuckDBWarehouse
+
+    from datagen._common import write_frame_csv
+    from trainer.io import read_table
+
+    contract = load_contract(contract_name)
+    floats = [c for c in history.columns if pd.api.types.is_float_dtype(history[c])]
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "history.csv"
+        with open(csv, "w", encoding="utf-8", newline="") as fh:
+            write_frame_csv(history, fh, decimals=dict.fromkeys(floats, 6), header=True)
+        wh = DuckDBWarehouse(Path(tmp) / "warehouse.duckdb", "benchmark")
+        wh.run_script("create_tables", contract)
+        wh.load_csv_to_staging(str(csv), list(history.columns), contract)
+        wh.run_script("validate", contract)
+        wh.run_script("quarantine", contract, run_id="benchmark", source_file=str(csv))
+        (bad,) = wh.query(f"SELECT COUNT(*) AS n FROM {wh.tables.rejected_rows}")
+        if bad["n"]:
+            raise RuntimeError(f"the generator's history had {bad['n']} rejected rows")
+        wh.run_script("merge_history", contract, run_id="benchmark")
+        wh.run_script("features", contract)
+        panel = read_table(wh.table_uri("daily_sales_features"))
+    return panel.sort_values(["series_id", contract.date_column], kind="stable").reset_index(
+        drop=True
     )
-    out = spine.merge(hist, on=["series_id", date], how="left", indicator=True)
-    out["is_gap_filled"] = out.pop("_merge").eq("left_only")
-    out = out.sort_values(["series_id", date], kind="stable").reset_index(drop=True)
-    if keys:
-        parts = out["series_id"].str.split("|", expand=True)
-        for i, key in enumerate(keys):
-            out[key] = parts[i]
-    out[contract.target] = out[contract.target].fillna(0.0).astype(float)
-    for col in contract.known_columns:
-        rule = col.future_fill or "last"
-        if rule == "last":
-            grouped = out.groupby("series_id")[col.name]
-            out[col.name] = grouped.ffill().fillna(grouped.bfill())
-        elif rule == "weekend":
-            out[col.name] = out[col.name].fillna(pd.Series(out[date].dt.dayofweek >= 5))
-        elif rule in ("false", "zero"):
-            out[col.name] = out[col.name].fillna(False if col.type == "BOOL" else 0.0)
-        else:
-            out[col.name] = out[col.name].fillna(col.fill_value())
-    return out
 
 
 def load_generated(stores: int, items: int, seed: int, end: str, horizon: int) -> Dataset:
@@ -179,7 +166,7 @@ def load_generated(stores: int, items: int, seed: int, end: str, horizon: int) -
 
     gen = generate_retail(n_stores=stores, n_items=items, end=end, future_days=horizon, seed=seed)
     contract = _builtin_contract("retail")
-    train = daily_panel(gen.history, contract)
+    train = daily_panel(gen.history, "retail")
     sid = gen.future_actuals["store_id"] + "|" + gen.future_actuals["item_id"]
     actuals = pd.DataFrame(
         {"series_id": sid, "date": gen.future_actuals["date"], "y": gen.future_actuals["sales"]}
@@ -208,7 +195,7 @@ def load_takeaway(seed: int, end: str, horizon: int) -> Dataset:
 
     gen = generate_takeaway(end=end, future_days=horizon, seed=seed)
     contract = _builtin_contract("takeaway")
-    train = daily_panel(gen.history, contract)
+    train = daily_panel(gen.history, "takeaway")
     actuals = pd.DataFrame(
         {"series_id": "total", "date": gen.future_actuals["date"], "y": gen.future_actuals["Total"]}
     ).merge(gen.truth[["date", "expected"]], on="date", how="left")
