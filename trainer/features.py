@@ -47,7 +47,7 @@ import pandas as pd
 
 from trainer.config import FeatureConfig
 from trainer.contract import Contract, ContractColumn, parse_scalar
-from trainer.errors import TrainerError
+from trainer.errors import NoRowsError, TrainerError
 
 log = logging.getLogger(__name__)
 
@@ -944,5 +944,5 @@ def load_panel(uri: str, contract: Contract, cutoff: Any, since: Any = None) -> 
     )
     if raw.empty:
         after = f" and on or after {since}" if since is not None else ""
-        raise TrainerError(f"{uri}: no rows on or before the cut-off {cutoff}{after}")
+        raise NoRowsError(f"{uri}: no rows on or before the cut-off {cutoff}{after}")
     return prepare_panel(raw, contract, source=uri)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = ["OUTPUT_COLUMNS", "default_meta_uri", "run_predict"]
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -12,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from trainer.errors import TrainerError
+from trainer.errors import NoRowsError, TrainerError
 from trainer.features import load_panel, read_future_csv
 from trainer.io import fetch_dir, is_local, join_uri, parse_table_uri, write_json, write_table
 from trainer.model import Forecaster
@@ -78,11 +79,8 @@ def run_predict(
         # not the whole history (tens of millions of rows on a big panel).
         since = (pd.Timestamp(fc.series["last_date"].min()) + pd.Timedelta(days=1)).date()
         if since <= cutoff_date:
-            try:
+            with contextlib.suppress(NoRowsError):
                 history = load_panel(data_uri, contract, cutoff_date, since=since)
-            except TrainerError as exc:
-                if "no rows" not in str(exc):
-                    raise
         if history is None:
             log.info("no rows after the model's training end %s in %s", fc.last_date, data_uri)
         else:
