@@ -4,7 +4,7 @@ VENV ?= .venv
 ACTIVATE := source $(VENV)/bin/activate
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint format serve clean-local
+.PHONY: help setup demo test test-unit lint typecheck format serve clean-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,12 +20,22 @@ demo: setup ## Run the whole daily DAG locally on the bundled demo data, then sh
 serve: setup ## Serve the registry's production model on http://127.0.0.1:8080 (see docs/serving.md)
 	@$(ACTIVATE) && python -m serving
 
-test: setup ## Run the test suite (lint included; installs the GCS/BigQuery emulators once)
-	@./scripts/setup_emulators.sh
-	@$(ACTIVATE) && ruff check . && ruff format --check . && python -m pytest -q
+# The slow groups: the DAG end to end, a real Airflow, the GCS/BigQuery emulators, a fresh image venv.
+SLOW_MARKERS := e2e or gcp_emulator or image
 
-lint: setup ## ruff lint + format check
-	@$(ACTIVATE) && ruff check . && ruff format --check .
+test: setup ## The full suite: lint, type check, then every test (installs the emulators once)
+	@./scripts/setup_emulators.sh
+	@$(ACTIVATE) && ruff check . && ruff format --check . && python -m mypy
+	@$(ACTIVATE) && python -m pytest -q
+
+test-unit: setup ## The fast lane (~2 min): every test but the end-to-end, real-Airflow, emulator and image ones
+	@$(ACTIVATE) && python -m pytest -q -m "not ($(SLOW_MARKERS))"
+
+lint: setup ## ruff lint + format check + type check
+	@$(ACTIVATE) && ruff check . && ruff format --check . && python -m mypy
+
+typecheck: setup ## mypy over plugins/, trainer/, serving/ and sf_contract/ (config in pyproject.toml)
+	@$(ACTIVATE) && python -m mypy
 
 format: setup ## Apply ruff fixes and formatting
 	@$(ACTIVATE) && ruff check --fix . && ruff format .

@@ -47,12 +47,12 @@ for _p in (str(REPO), str(REPO / "plugins")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+from sf_contract import Contract  # noqa: E402
 from trainer.baselines import seasonal_naive  # noqa: E402
 from trainer.config import TrainerConfig, config_from_json_obj  # noqa: E402
-from trainer.contract import Contract  # noqa: E402
-from trainer.features import prepare_panel  # noqa: E402
 from trainer.metrics import bias, mase, rmse, seasonal_scale, wape  # noqa: E402
 from trainer.model import Forecaster  # noqa: E402
+from trainer.panel import prepare_panel  # noqa: E402
 
 DEFAULT_REAL = REPO.parent / "shared" / "data" / "store_item_2017.csv"
 LEVELS = (80, 95)
@@ -120,7 +120,7 @@ def _builtin_contract(name: str) -> Contract:
     """The contract the DAG ships (plugins/sales_forecast/contracts/<name>.yaml)."""
     from sales_forecast.contract import load_contract
 
-    return Contract.from_dict(load_contract(name).to_trainer_json())
+    return Contract.from_dict(load_contract(name).to_dict())
 
 
 def daily_panel(history: pd.DataFrame, contract_name: str) -> pd.DataFrame:
@@ -137,7 +137,7 @@ def daily_panel(history: pd.DataFrame, contract_name: str) -> pd.DataFrame:
     from sales_forecast.platforms.local import DuckDBWarehouse
 
     from datagen._common import write_frame_csv
-    from trainer.io import read_table
+    from trainer.io.tables import read_table
 
     contract = load_contract(contract_name)
     floats = [c for c in history.columns if pd.api.types.is_float_dtype(history[c])]

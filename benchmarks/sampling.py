@@ -58,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _series_seen(ds: accuracy.Dataset, config: TrainerConfig) -> int:
-    from trainer.features import prepare_panel
-    from trainer.model import _training_rows
+    from trainer.fitting import training_rows
+    from trainer.panel import prepare_panel
 
     panel = prepare_panel(ds.train, ds.contract)
-    rows, _start, facts = _training_rows(panel, ds.contract, config)
+    rows, _start, facts = training_rows(panel, ds.contract, config)
     return int(facts.get("sampled_series", facts["series"]))
 
 

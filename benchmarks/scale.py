@@ -108,7 +108,7 @@ def stage(name: str, workdir: Path) -> dict[str, Any]:
             f"FROM {wh.tables.daily_sales_features}"
         )
         with open(workdir / "contract.json", "w") as fh:
-            json.dump(contract.to_trainer_json(), fh)
+            json.dump(contract.to_dict(), fh)
         return {"rows": int(row["n"]), "series": int(row["s"])}
     raise SystemExit(f"unknown stage {name}")
 

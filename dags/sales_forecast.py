@@ -18,8 +18,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, chain
-from sales_forecast.dag_factory import build_tasks, dag_params
+from airflow.sdk import DAG
+from sales_forecast.tasks import dag_params, daily_tasks
 
 with DAG(
     dag_id="sales_forecast",
@@ -38,4 +38,14 @@ with DAG(
     doc_md=__doc__,
     tags=["forecasting", "sales"],
 ) as dag:
-    chain(*build_tasks())
+    t = daily_tasks()
+    (
+        t.load_to_staging
+        >> t.validate
+        >> t.build_features
+        >> t.train
+        >> t.backtest_and_gate
+        >> t.forecast
+        >> t.register
+        >> t.deploy
+    )

@@ -20,8 +20,10 @@ RUN pip install --no-cache-dir \
         -r /opt/sales-forecast/requirements.txt \
         -r /opt/sales-forecast/trainer-requirements.txt
 
-# dags/, plugins/, trainer/ and data/ are mounted by docker-compose.airflow.yml, not copied:
-# edits show up without a rebuild.
+# dags/, plugins/, sf_contract/, trainer/ and data/ are mounted by docker-compose.airflow.yml,
+# not copied: edits show up without a rebuild. PYTHONPATH: sales_forecast from plugins/,
+# sf_contract from /opt/airflow (the trainer subprocess runs from /opt/airflow, the
+# repository root, which finds trainer and sf_contract alike).
 ENV SF_PLATFORM=local \
     SF_DATA_ROOT=/opt/airflow/.local \
     PYTHONPATH=/opt/airflow/plugins:/opt/airflow

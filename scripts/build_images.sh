@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the trainer and serving images (trainer/Dockerfile, serving/Dockerfile; both built from
-# the repository root, since the serving image carries the trainer's feature code) and pushes
-# them to your registry.
+# the repository root, since both carry sf_contract/ and the serving image also the trainer's
+# feature code) and pushes them to your registry.
 #
 # Usage:
 #   REGISTRY=<your-registry>/<project>/<repo> scripts/build_images.sh [--tag TAG] [--no-push]
@@ -18,7 +18,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --tag) TAG="$2"; shift 2 ;;
     --no-push) PUSH=0; shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -31,6 +31,7 @@ fi
 for image in trainer serving; do
   [ -f "$image/Dockerfile" ] || { echo "missing $image/Dockerfile" >&2; exit 1; }
 done
+[ -f sf_contract/__init__.py ] || { echo "missing sf_contract/ (both images copy it)" >&2; exit 1; }
 
 built=()
 for image in trainer serving; do

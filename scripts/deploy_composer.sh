@@ -4,7 +4,9 @@
 #      provides at the version its image names),
 #   2. sets SF_PLATFORM=gcp in the environment,
 #   3. optionally imports Airflow Variables (the sf_gcp_* settings) from a JSON file,
-#   4. syncs plugins/sales_forecast and dags/*.py to the environment's bucket.
+#   4. syncs sf_contract (the contract rules shared with the images), plugins/sales_forecast and
+#      dags/*.py to the environment's bucket; Composer puts plugins/ on sys.path, so both
+#      packages import from there.
 #
 # Usage:
 #   scripts/deploy_composer.sh --environment NAME --location REGION [--project PROJECT]
@@ -15,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ENVIRONMENT="" LOCATION="" PROJECT="" VARIABLES="" SKIP_REQS=0 DRY_RUN=0
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --environment) ENVIRONMENT="$2"; shift 2 ;;
@@ -66,11 +68,15 @@ if [ -n "$VARIABLES" ]; then
     /home/airflow/gcs/data/sf_variables.json
 fi
 
-# 4. Code: plugins first, so a DAG never parses against older plugins. No __pycache__.
-cp -r plugins/sales_forecast "$STAGE/sales_forecast"
-find "$STAGE/sales_forecast" -name __pycache__ -prune -exec rm -rf {} +
-run gcloud composer environments storage plugins import "${ENV_ARGS[@]}" \
-  --source "$STAGE/sales_forecast"
+# 4. Code: plugins first, so a DAG never parses against older plugins, and sf_contract before
+# sales_forecast, which imports it. No __pycache__.
+for package in sf_contract plugins/sales_forecast; do
+  name="$(basename "$package")"
+  cp -r "$package" "$STAGE/$name"
+  find "$STAGE/$name" -name __pycache__ -prune -exec rm -rf {} +
+  run gcloud composer environments storage plugins import "${ENV_ARGS[@]}" \
+    --source "$STAGE/$name"
+done
 for dag in dags/*.py; do
   run gcloud composer environments storage dags import "${ENV_ARGS[@]}" --source "$dag"
 done

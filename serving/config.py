@@ -23,6 +23,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sf_contract.constants import PRODUCTION_ALIAS
+from sf_contract.files import registry_index_path
+
 # The repository's .local folder, where `make demo` writes the registry. In the image there is
 # no repository; there AIP_STORAGE_URI is the normal mode.
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1] / ".local"
@@ -51,7 +54,7 @@ class Settings(BaseSettings):
     # ---- local registry mode (used when AIP_STORAGE_URI is unset)
     data_root: Path = Field(DEFAULT_DATA_ROOT, validation_alias=_env("SF_DATA_ROOT", "data_root"))
     model_name: str = Field("sales_forecast", validation_alias=_env("SF_MODEL_NAME", "model_name"))
-    alias: str = Field("production", validation_alias=_env("SF_SERVING_ALIAS", "alias"))
+    alias: str = Field(PRODUCTION_ALIAS, validation_alias=_env("SF_SERVING_ALIAS", "alias"))
     # Seconds between looks at registry.json (a stat; the file is read only when it changed).
     # 0 turns the hot swap off.
     poll_interval_s: float = Field(
@@ -102,7 +105,8 @@ class Settings(BaseSettings):
         validation_alias=_env("SF_SERVING_MAX_CONCURRENT_FORECASTS", "max_concurrent_forecasts"),
     )
     # Precompute each model's plain forecast (no history/future) at load and answer plain
-    # instances from it; results are identical (tests/serving/test_predict.py proves it).
+    # instances from it; results are identical (tests/serving/test_predict.py and
+    # test_encoding.py prove it).
     cache: bool = Field(True, validation_alias=_env("SF_SERVING_CACHE", "cache"))
 
     @field_validator("predict_route", "health_route_env")
@@ -124,7 +128,8 @@ class Settings(BaseSettings):
 
     @property
     def registry_path(self) -> Path:
-        return Path(self.data_root) / "models" / self.model_name / "registry.json"
+        """The local registry's index, where the Airflow side writes it."""
+        return Path(registry_index_path(Path(self.data_root) / "models", self.model_name))
 
     @property
     def mode(self) -> Literal["storage", "registry"]:

@@ -3,13 +3,13 @@
 Sources:
 
 * **storage** (``AIP_STORAGE_URI``): a model folder, ``gs://`` or local. Its ``manifest.json``
-  (``{"files": {"path": "<sha256>"}}``, written when a version is promoted on GCP) or
-  ``MANIFEST.sha256.json`` lists the sums. A folder without one is hashed and its sums logged
-  (refused instead with ``SF_SERVING_REQUIRE_MANIFEST=true``).
+  (``{"files": {"path": "<sha256>"}}``, written when a version is promoted on GCP) lists the
+  sums. A folder without one is hashed and its sums logged (refused instead with
+  ``SF_SERVING_REQUIRE_MANIFEST=true``).
 * **registry** (local): ``<data_root>/models/<name>/registry.json``, the version an alias points
   at and the sums recorded when it was registered. The file is read here directly (the image
-  carries no Airflow-side code); it is replaced atomically by its writer, so a read sees
-  either the old or the new index.
+  carries no Airflow-side code; both sides share its format through ``sf_contract.files``); it
+  is replaced atomically by its writer, so a read sees either the old or the new index.
 
 Loading: every file is copied into a private temporary folder while its sha256 is computed,
 the sums are compared with the record, and only that copy is loaded. Files changed after the
@@ -25,7 +25,6 @@ ends, so no request fails or mixes versions during a swap.
 from __future__ import annotations
 
 __all__ = [
-    "MANIFEST_NAMES",
     "LoadedModel",
     "ModelRecord",
     "ModelStore",
@@ -52,10 +51,10 @@ from serving.config import Settings
 from serving.errors import IntegrityError, ModelNotReady
 from serving.metrics import ServingMetrics
 from serving.predictor import Predictor
+from sf_contract.files import MANIFEST_FILE, FileFormatError, parse_manifest, parse_registry
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAMES = ("manifest.json", "MANIFEST.sha256.json")
 _CHUNK = 1 << 20
 _STORAGE_ATTEMPTS = 3
 
@@ -146,34 +145,25 @@ def read_registry(path: Path, alias: str) -> ModelRecord:
     Raises ``ModelNotReady`` when there is no index or no version holds the alias yet.
     """
     try:
-        index = json.loads(path.read_text())
+        index = parse_registry(path.read_bytes(), f"model registry {path}")
     except FileNotFoundError:
         raise ModelNotReady(f"no model registry at {path} (run `make demo` first)") from None
-    except json.JSONDecodeError as exc:
-        raise ModelNotReady(f"model registry {path} is not valid JSON: {exc}") from None
-    version = (index.get("aliases") or {}).get(alias)
+    except FileFormatError as exc:
+        raise ModelNotReady(str(exc)) from None
+    version = index["aliases"].get(alias)
     if version is None:
-        raise ModelNotReady(f"no version of {index.get('model')!r} holds alias {alias!r} in {path}")
-    for entry in index.get("versions") or []:
-        if str(entry.get("version")) == str(version):
+        raise ModelNotReady(f"no version of {index['model']!r} holds alias {alias!r} in {path}")
+    for entry in index["versions"]:
+        if str(entry["version"]) == str(version):
             return ModelRecord(
                 version=str(version),
                 uri=str(entry["uri"]),
                 # Registered versions always carry sums; an empty record cannot be verified.
                 expected=dict(entry.get("files") or {}),
                 source=f"registry {path} alias {alias}",
-                run_id=entry.get("run_id"),
+                run_id=entry["run_id"],
             )
     raise ModelNotReady(f"alias {alias!r} points at version {version}, which {path} does not list")
-
-
-def _manifest_sums(doc: Any) -> dict[str, str]:
-    files = doc.get("files", doc) if isinstance(doc, dict) else None
-    if not isinstance(files, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and len(v) == 64 for k, v in files.items()
-    ):
-        raise IntegrityError('the manifest is not {"files": {"path": "<sha256>", ...}}')
-    return dict(files)
 
 
 def _stat_stamp(path: Path) -> tuple[int, int, int] | None:
@@ -319,28 +309,26 @@ class ModelStore:
     def _storage_sums(
         self, uri: str, folder: str, actual: dict[str, str]
     ) -> tuple[dict[str, str] | None, dict[str, str], bool]:
-        names = [n for n in MANIFEST_NAMES if n in actual]
-        if not names:
+        if MANIFEST_FILE not in actual:
             if self.settings.require_manifest:
                 raise IntegrityError(
-                    f"{uri} has no sha256 manifest ({' or '.join(MANIFEST_NAMES)}) and "
+                    f"{uri} has no sha256 manifest ({MANIFEST_FILE}) and "
                     "SF_SERVING_REQUIRE_MANIFEST is set; refusing to serve it"
                 )
             log.warning(
                 "%s has no sha256 manifest (%s): serving it unverified; its files' sha256: %s",
                 uri,
-                " or ".join(MANIFEST_NAMES),
+                MANIFEST_FILE,
                 json.dumps(actual, sort_keys=True),
             )
             return None, actual, False
-        with open(os.path.join(folder, names[0])) as handle:
-            try:
-                doc = json.load(handle)
-            except json.JSONDecodeError as exc:
-                raise IntegrityError(f"{uri}/{names[0]} is not valid JSON: {exc}") from None
-        expected = _manifest_sums(doc)
-        # The manifests themselves are not part of the model.
-        files = {k: v for k, v in actual.items() if k not in MANIFEST_NAMES}
+        text = Path(folder, MANIFEST_FILE).read_bytes()
+        try:
+            expected = dict(parse_manifest(text, f"{uri}/{MANIFEST_FILE}")["files"])
+        except FileFormatError as exc:
+            raise IntegrityError(str(exc)) from None
+        # The manifest itself is not part of the model.
+        files = {k: v for k, v in actual.items() if k != MANIFEST_FILE}
         return expected, files, True
 
     def _swap(self, loaded: LoadedModel) -> None:

@@ -16,8 +16,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
+from sf_contract import DATE_FORMAT, METRICS, ScalarError, parse_date
 from trainer.errors import TrainerError
 
 log = logging.getLogger("trainer")
@@ -27,9 +29,9 @@ EXIT_USER_ERROR = 2
 
 def _date(text: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+        return parse_date(text)
+    except ScalarError:
+        raise argparse.ArgumentTypeError(f"expected a date {DATE_FORMAT}, got {text!r}") from None
 
 
 def _levels(text: str) -> list[int]:
@@ -52,7 +54,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def _flag(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
+def _flag(parser: argparse._ActionsContainer, name: str, **kwargs: Any) -> None:
     # Vertex HPT passes tuned parameters as --<parameter_id>=value; accepting the underscore
     # spelling too lets a study use LightGBM's own names as parameter ids.
     names = [f"--{name}"]
@@ -151,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--hpt-metric-name",
         "--hpt_metric_name",
-        choices=["wape", "mae", "rmse", "mase"],
+        choices=list(METRICS),
         default=os.environ.get("HPT_METRIC_NAME") or None,
         help="report this validation metric through hypertune (default: $HPT_METRIC_NAME)",
     )
@@ -238,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bt.add_argument(
         "--metric",
-        choices=["wape", "mae", "rmse", "mase"],
+        choices=list(METRICS),
         default="wape",
         help="gate metric, lower is better (default wape)",
     )
@@ -259,13 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train(args: argparse.Namespace) -> dict[str, Any]:
-    from dataclasses import replace
+# Each command imports its modules when it runs: `--help` and argument errors stay instant
+# instead of waiting for pandas, mlforecast and LightGBM to load.
 
+
+def _train(args: argparse.Namespace) -> dict[str, Any]:
     from trainer.config import TrainerConfig, config_from_json_obj
     from trainer.contract import load_contract
-    from trainer.features import load_panel
-    from trainer.io import read_json
+    from trainer.inputs import load_panel
+    from trainer.io.files import read_json
     from trainer.train import run_train
 
     if not args.model_dir:
@@ -318,11 +322,9 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _backtest(args: argparse.Namespace) -> dict[str, Any]:
-    from dataclasses import replace
-
     from trainer.backtest import load_params, run_backtest
     from trainer.contract import load_contract
-    from trainer.features import load_panel
+    from trainer.inputs import load_panel
 
     if not args.model_dir:
         raise TrainerError("no --model-dir (challenger) and AIP_MODEL_DIR is not set")

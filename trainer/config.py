@@ -13,10 +13,10 @@ __all__ = [
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from sf_contract import METRICS
 from trainer.errors import TrainerError
 
 OBJECTIVES = ("l2", "tweedie", "poisson", "l1")
-HPT_METRICS = ("wape", "mae", "rmse", "mase")
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class LGBMParams:
 
     Defaults (benchmarked in ``docs/benchmarks.md``): the model learns a target already divided
     by each series' level and weekday profile (``FeatureConfig.target_scaling``), so a plain L2
-    loss fits it well, and 31 leaves x 400 trees at lr 0.05 need no bagging. Tweedie / Poisson
+    loss fits it well, and 15 leaves x 400 trees at lr 0.08 need no bagging. Tweedie / Poisson
     remain available for unscaled targets (``target_scaling: none``).
     """
 
@@ -64,25 +64,6 @@ class LGBMParams:
             raise TrainerError("tweedie_variance_power must be in (1, 2)")
         if self.max_bin < 2:
             raise TrainerError("max_bin must be >= 2")
-
-
-# What a params.json written before a key existed meant: a stored recipe refits exactly as it
-# was trained (the backtest refits the champion from its params.json).
-_LEGACY_PARAMS: dict[str, Any] = {
-    "n_estimators": 400,
-    "learning_rate": 0.05,
-    "num_leaves": 63,
-    "max_depth": -1,
-    "min_child_samples": 20,
-    "feature_fraction": 0.8,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-    "lambda_l1": 0.0,
-    "lambda_l2": 1.0,
-    "objective": "tweedie",
-    "tweedie_variance_power": 1.2,
-    "max_bin": 255,
-}
 
 
 TARGET_SCALINGS = ("none", "level", "seasonal")
@@ -144,6 +125,18 @@ class FeatureConfig:
         if not 0 <= self.weight_power <= 2:
             raise TrainerError("weight_power must be in [0, 2]")
 
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
+        """Rebuild from :meth:`to_dict`; a missing key takes its default, an unknown one fails."""
+        _reject_unknown(data, cls, "features")
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+        }
+        return cls(**values)
+
     @property
     def keep_last_n(self) -> int:
         """History the forecaster keeps per series: enough for the longest lag or window."""
@@ -157,22 +150,6 @@ class FeatureConfig:
             default=1,
         )
         return int(longest) + 7
-
-
-_LEGACY_FEATURES: dict[str, Any] = {
-    "lags": (1, 7, 14, 21, 28),
-    "rolling_lags": (1, 7),
-    "rolling_windows": (7, 14, 28),
-    "date_features": ("dayofweek", "day", "month", "dayofyear", "week"),
-    "rolling_std": True,
-    "seasonal_windows": (),
-    "yearly": False,
-    "target_scaling": "none",
-    "scaling_window": 364,
-    "log_target": False,
-    "covariate_features": False,
-    "weight_power": 0.0,
-}
 
 
 INTERVAL_METHODS = ("scaled_conformal", "conformal_distribution")
@@ -232,58 +209,39 @@ class TrainerConfig:
             raise TrainerError(f"levels must be between 0 and 100, got {list(self.levels)}")
         if self.num_threads < 1:
             raise TrainerError("num_threads must be >= 1")
-        if self.hpt_metric_name is not None and self.hpt_metric_name not in HPT_METRICS:
-            raise TrainerError(f"hpt metric must be one of {HPT_METRICS}")
+        if self.hpt_metric_name is not None and self.hpt_metric_name not in METRICS:
+            raise TrainerError(f"hpt metric must be one of {METRICS}")
         self.params.validate()
         self.features.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["features"] = {
-            k: list(v) if isinstance(v, tuple) else v for k, v in out["features"].items()
-        }
+        out["features"] = self.features.to_dict()
         out["levels"] = list(self.levels)
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainerConfig:
-        """Rebuild a config; unknown keys are an error so a typo never silently does nothing.
+        """Rebuild a config from :meth:`to_dict`.
 
-        A key missing from ``data`` means what it meant before the key existed (a
-        ``params.json`` of an older model refits the recipe that model was trained with).
+        A missing key takes its default; an unknown key is an error, so a typo never silently
+        does nothing. A ``params.json`` of a first-version model lacks keys that meant other
+        values then: read it through :func:`trainer.legacy.upgrade_params`.
         """
         data = dict(data)
         _reject_unknown(data, cls, "trainer config")
-        params = {**_LEGACY_PARAMS, **(data.pop("params", None) or {})}
+        params = dict(data.pop("params", None) or {})
         _reject_unknown(params, LGBMParams, "params")
-        feats = {**_LEGACY_FEATURES, **(data.pop("features", None) or {})}
-        _reject_unknown(feats, FeatureConfig, "features")
-        for key, value in _LEGACY_CONFIG.items():
-            data.setdefault(key, value)
+        features = FeatureConfig.from_dict(dict(data.pop("features", None) or {}))
         if "levels" in data:
             data["levels"] = tuple(int(v) for v in data["levels"])
-        return cls(
-            params=LGBMParams(**params),
-            features=FeatureConfig(
-                **{k: tuple(v) if isinstance(v, list) else v for k, v in feats.items()}
-            ),
-            **data,
-        )
+        return cls(params=LGBMParams(**params), features=features, **data)
 
     def with_params(self, **overrides: Any) -> TrainerConfig:
         """A copy with some LightGBM params replaced (None values are ignored)."""
         clean = {k: v for k, v in overrides.items() if v is not None}
         return replace(self, params=replace(self.params, **clean))
-
-
-_LEGACY_CONFIG: dict[str, Any] = {
-    "interval_windows": 3,
-    "interval_method": "conformal_distribution",
-    "interval_max_series": 1_000_000_000,
-    "train_window_days": 0,
-    "max_train_rows": 0,
-}
 
 
 def config_from_json_obj(data: dict[str, Any], base: TrainerConfig) -> TrainerConfig:

@@ -14,7 +14,6 @@ Definitions (``e = forecast - actual``):
 from __future__ import annotations
 
 __all__ = [
-    "METRICS",
     "bias",
     "bucket_names",
     "mae",
@@ -32,7 +31,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-METRICS = ("mae", "rmse", "wape", "mase", "bias")
 ArrayLike = npt.ArrayLike
 
 

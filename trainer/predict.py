@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["OUTPUT_COLUMNS", "default_meta_uri", "run_predict"]
+__all__ = ["default_meta_uri", "run_predict"]
 
 import contextlib
 import datetime as dt
@@ -14,21 +14,13 @@ from typing import Any
 import pandas as pd
 
 from trainer.errors import NoRowsError, TrainerError
-from trainer.features import load_panel, read_future_csv
-from trainer.io import fetch_dir, is_local, join_uri, parse_table_uri, write_json, write_table
+from trainer.inputs import load_panel, read_future_csv
+from trainer.io.files import fetch_dir, is_local, join_uri, write_json
+from trainer.io.table_uri import parse_table_uri
+from trainer.io.tables import write_table
 from trainer.model import Forecaster
 
 log = logging.getLogger(__name__)
-
-OUTPUT_COLUMNS = (
-    "run_id",
-    "model_version",
-    "cutoff_date",
-    "series_id",
-    "<keys>",
-    "date",
-    "forecast",
-)
 
 
 def default_meta_uri(output_uri: str, run_id: str) -> str | None:

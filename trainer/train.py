@@ -15,13 +15,15 @@ from typing import Any
 
 import pandas as pd
 
+from sf_contract import Contract
+from sf_contract.files import METADATA_FILE, METRICS_FILE
 from trainer import __version__
-from trainer.backtest import SEASONAL_NAIVE, evaluate_methods, evaluation_cutoffs
 from trainer.config import TrainerConfig
-from trainer.contract import Contract
-from trainer.io import publish_dir, write_json
+from trainer.evaluation import SEASONAL_NAIVE, evaluate_methods, evaluation_cutoffs
+from trainer.intervals import SCALED_CONFORMAL
+from trainer.io.files import publish_dir, write_json
 from trainer.metrics import summarize
-from trainer.model import SCALED_CONFORMAL, Forecaster
+from trainer.model import Forecaster
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ def report_hpt_metric(name: str, value: float, step: int = 1) -> None:
     A metric that cannot be computed is reported as a very large number: tuners minimise,
     and NaN would crash or confuse them.
     """
-    import hypertune
+    import hypertune  # only a tuning run reports a metric
 
     if value is None or not math.isfinite(value):
         log.warning("HPT metric %s is undefined; reporting 1e12 instead", name)
@@ -140,8 +142,8 @@ def run_train(
     }
     with tempfile.TemporaryDirectory(prefix="trainer-out-") as tmp:
         fc.save(tmp)
-        write_json(metadata_doc, os.path.join(tmp, "metadata.json"))
-        write_json(metrics, os.path.join(tmp, "metrics.json"))
+        write_json(metadata_doc, os.path.join(tmp, METADATA_FILE))
+        write_json(metrics, os.path.join(tmp, METRICS_FILE))
         write_json(config.to_dict(), os.path.join(tmp, "params.json"))
         publish_dir(tmp, model_dir)
     log.info("model written to %s", model_dir)

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         ).fetchone()
         print(f"  daily_sales_features: {feats[0]} rows, {feats[1]} series")
     run_dir = settings.runs_root
-    from sales_forecast.steps import run_key as make_run_key
+    from sales_forecast.run_context import run_key as make_run_key
 
     gates = [p for p in [run_dir / make_run_key(run_id) / "backtest" / "gate.json"] if p.exists()]
     if gates:

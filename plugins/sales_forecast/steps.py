@@ -1,225 +1,123 @@
-"""What each task of the daily DAG does, written against the platform interfaces.
+"""What each task of the daily DAG does, written once against the platform interfaces.
 
-These functions never import Airflow: the DAG's task wrappers turn a :class:`DataError` into a
-failed task without retries (retrying a bad file does not fix it) and :class:`SkipStep` into a
-skipped task.
+The same functions run on both platforms: locally each task calls one of them whole; on GCP the
+SQL steps do too (BigQuery behind the warehouse interface), while the trainer jobs, the model
+upload and the endpoint deploy are provider operators that call the ``plan_*`` / ``finish_*``
+halves around their own API call. Every decision these steps make lives in
+:mod:`sales_forecast.decisions`; what stops a step early is in :mod:`sales_forecast.errors`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
-import re
-from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from sales_forecast import decisions
 from sales_forecast.config import Settings
-from sales_forecast.contract import Contract, load_contract
-from sales_forecast.platforms.base import Platform
+from sales_forecast.contract import load_contract
+from sales_forecast.csv_checks import HEADER_PROBE_BYTES, check_header, parse_csv_header
+from sales_forecast.errors import DataError, SkipStep
+from sales_forecast.platforms.base import ModelVersion, Platform, StagingLoad
+from sales_forecast.run_context import RunContext, run_key
+from sf_contract.constants import PRODUCTION_ALIAS
+from sf_contract.files import (
+    METADATA_FILE,
+    METRICS_FILE,
+    FileFormatError,
+    GateFile,
+    ModelMetadata,
+    dumps,
+    parse_gate,
+    parse_json,
+    parse_metadata,
+)
+from sf_contract.schema import Contract, ContractError
 
 __all__ = [
-    "DataError",
-    "RunContext",
-    "SkipStep",
+    "STEPS",
+    "Registration",
+    "TrainerJob",
     "backtest_and_gate",
+    "backtest_job",
     "build_features",
-    "check_header",
     "deploy",
+    "finish_backtest",
+    "finish_forecast",
+    "finish_train",
     "forecast",
+    "forecast_job",
     "load_run_contract",
     "load_to_staging",
-    "read_csv_header",
+    "plan_backtest",
+    "plan_forecast",
+    "plan_train",
+    "prepare_staging",
+    "preview_job",
     "register",
+    "registration",
+    "run_trainer_job",
+    "staging_summary",
     "train",
+    "trainer_paths",
     "validate",
 ]
 
 log = logging.getLogger(__name__)
 
-PRODUCTION_ALIAS = "production"
+Step = Callable[[RunContext, Platform, Settings], dict[str, Any]]
 
 
-class DataError(Exception):
-    """The input is wrong (not the code, not the infrastructure): fail now, do not retry."""
+# ---------------------------------------------------------------- files of the run
 
 
-class SkipStep(Exception):
-    """The step has nothing to do in this run (e.g. deploy not enabled)."""
+def read_json(platform: Platform, uri: str) -> Any:
+    return parse_json(platform.store.read_bytes(uri), uri)
 
 
-@dataclass(frozen=True)
-class RunContext:
-    run_id: str
-    run_key: str  # run_id made safe for folder names and labels
-    run_date: date  # the run's logical date as a calendar date (UTC)
-    cutoff_date: date  # the last day of data this run may use
-    input_uri: str
-    future_uri: str | None
-    dataset: str
-    horizon: int
-    enable_deploy: bool
-    run_dir: str
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["run_date"] = self.run_date.isoformat()
-        d["cutoff_date"] = self.cutoff_date.isoformat()
-        return d
+def write_json(platform: Platform, uri: str, doc: object) -> None:
+    platform.store.write_text(uri, dumps(doc))
 
 
-def run_key(run_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id).strip("_")[:200]
+def read_gate(platform: Platform, ctx: RunContext) -> GateFile:
+    return parse_gate(platform.store.read_bytes(ctx.gate_uri), ctx.gate_uri)
 
 
-def make_run_context(
-    *,
-    run_id: str,
-    logical_date: datetime | date,
-    params: dict[str, Any],
-    settings: Settings,
-    runs_root: str,
-) -> RunContext:
-    """Build the run's context from the DAG run's id, logical date and (rendered) params.
-
-    Airflow's logical date is a UTC timestamp; the warehouse has calendar dates. The conversion
-    happens here, once: a run at 2024-03-10T00:00Z is the run of 2024-03-10, and by default it
-    uses data up to and including the day before (the last complete day).
-    """
-    if isinstance(logical_date, datetime):
-        if logical_date.tzinfo is None:
-            raise ValueError("logical_date must be timezone-aware")
-        run_date = logical_date.astimezone(UTC).date()
-    else:
-        run_date = logical_date
-    cutoff_raw = str(params.get("cutoff_date") or "").strip()
-    if cutoff_raw:
-        try:
-            cutoff = date.fromisoformat(cutoff_raw)
-        except ValueError:
-            raise DataError(f"param cutoff_date={cutoff_raw!r} is not a YYYY-MM-DD date") from None
-    else:
-        cutoff = run_date - timedelta(days=1)
-    try:
-        raw_h = params.get("horizon")
-        horizon = int(settings.default_horizon if raw_h in (None, "") else raw_h)
-    except (TypeError, ValueError):
-        raise DataError(f"param horizon={params.get('horizon')!r} is not an integer") from None
-    if not 1 <= horizon <= 366:
-        raise DataError(f"param horizon={horizon} is out of range (1..366 days)")
-    input_uri = str(params.get("input_uri") or settings.default_input_uri).strip()
-    future_uri = str(params.get("future_uri") or "").strip() or None
-    key = run_key(run_id)
-    return RunContext(
-        run_id=run_id,
-        run_key=key,
-        run_date=run_date,
-        cutoff_date=cutoff,
-        input_uri=input_uri,
-        future_uri=future_uri,
-        dataset=str(params.get("dataset") or settings.default_dataset).strip(),
-        horizon=horizon,
-        enable_deploy=bool(params.get("enable_deploy", False)),
-        run_dir=f"{runs_root.rstrip('/')}/{key}",
-    )
-
-
-# ---------------------------------------------------------------- small file helpers (fsspec)
-
-
-def _open(uri: str, mode: str = "r") -> Any:
-    import fsspec
-
-    return fsspec.open(uri, mode, encoding="utf-8" if "b" not in mode else None).open()
-
-
-def _exists(uri: str) -> bool:
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(uri)
-    return fs.exists(path)
-
-
-def _write_json(uri: str, data: Any) -> None:
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(uri)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(path, "w") as fh:
-        fh.write(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-def _read_json(uri: str) -> Any:
-    with _open(uri) as fh:
-        return json.load(fh)
-
-
-def read_csv_header(uri: str) -> list[str]:
-    """The header row of a CSV, with clear errors for a missing, empty or header-only file."""
-    if not _exists(uri):
-        raise DataError(f"{uri}: input file not found")
-    with _open(uri, "rb") as fh:
-        head = fh.read(1 << 16)
-        second_line_present = head.count(b"\n") >= 1 and bool(head.split(b"\n", 1)[1].strip())
-    if not head.strip():
-        raise DataError(f"{uri}: the file is empty (no header, no rows)")
-    try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{uri}: line 1: not UTF-8 text ({exc.reason})") from None
-    first_line = text.splitlines()[0]
-    header = next(csv.reader(io.StringIO(first_line)))
-    if not second_line_present:
-        raise DataError(f"{uri}: the file has a header but no data rows")
-    return [h.strip() for h in header]
-
-
-def check_header(header: list[str], contract: Contract, uri: str) -> None:
-    """The CSV's columns must be exactly the contract's (any order)."""
-    problems = []
-    blanks = [i + 1 for i, h in enumerate(header) if not h]
-    if blanks:
-        problems.append(f"empty column name at position(s) {blanks}")
-    dupes = sorted({h for h in header if h and header.count(h) > 1})
-    if dupes:
-        problems.append(f"duplicate columns {dupes}")
-    missing = [c for c in contract.column_names if c not in header]
-    if missing:
-        problems.append(f"missing columns {missing}")
-    unknown = [h for h in header if h and h not in contract.column_names]
-    if unknown:
-        problems.append(f"unknown columns {unknown}")
-    if problems:
-        raise DataError(
-            f"{uri}: line 1 (header) does not match the {contract.name!r} contract: "
-            + "; ".join(problems)
-            + f". Expected columns: {contract.column_names}"
-        )
-
-
-# ---------------------------------------------------------------- the steps
+def read_metadata(platform: Platform, model_dir: str) -> ModelMetadata:
+    uri = f"{model_dir.rstrip('/')}/{METADATA_FILE}"
+    return parse_metadata(platform.store.read_bytes(uri), uri)
 
 
 def load_run_contract(ctx: RunContext) -> Contract:
     """The run's dataset contract (a clear data error when it cannot be loaded)."""
-    from sales_forecast.contract import ContractError
-
     try:
         return load_contract(ctx.dataset)
     except ContractError as exc:
         raise DataError(str(exc)) from None
 
 
-def load_to_staging(ctx: RunContext, platform: Platform) -> dict[str, Any]:
+# ---------------------------------------------------------------- load_to_staging
+
+
+def prepare_staging(ctx: RunContext, platform: Platform) -> tuple[Contract, list[str]]:
+    """Everything before the load itself: the run's files, the header check, the tables.
+
+    Returns the contract and the file's header (its column order, which the loader needs).
+    """
     contract = load_run_contract(ctx)
-    _write_json(f"{ctx.run_dir}/contract.json", contract.to_trainer_json())
-    _write_json(f"{ctx.run_dir}/run.json", ctx.to_dict())
-    header = read_csv_header(ctx.input_uri)
+    write_json(platform, ctx.contract_uri, contract.to_dict())
+    write_json(platform, f"{ctx.run_dir}/run.json", ctx.to_dict())
+    if not platform.store.exists(ctx.input_uri):
+        raise DataError(f"{ctx.input_uri}: input file not found")
+    head = platform.store.read_bytes(ctx.input_uri, limit=HEADER_PROBE_BYTES)
+    header = parse_csv_header(head, ctx.input_uri)
     check_header(header, contract, ctx.input_uri)
     platform.warehouse.run_script("create_tables", contract)
-    load = platform.warehouse.load_csv_to_staging(ctx.input_uri, header, contract)
+    return contract, header
+
+
+def staging_summary(ctx: RunContext, load: StagingLoad) -> dict[str, Any]:
     log.info(
         "loaded %s rows from %s into %s (%s malformed lines set aside)",
         load.rows,
@@ -235,6 +133,17 @@ def load_to_staging(ctx: RunContext, platform: Platform) -> dict[str, Any]:
     }
 
 
+def load_to_staging(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
+    contract, header = prepare_staging(ctx, platform)
+    if platform.loader is None:
+        raise RuntimeError("this platform loads staging with an operator")
+    load = platform.loader.load_csv_to_staging(ctx.input_uri, header, contract)
+    return staging_summary(ctx, load)
+
+
+# ---------------------------------------------------------------- validate, build_features
+
+
 def validate(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
     contract = load_run_contract(ctx)
     wh = platform.warehouse
@@ -245,176 +154,200 @@ def validate(ctx: RunContext, platform: Platform, settings: Settings) -> dict[st
         f"FROM {wh.tables.staging_checked}"
     )
     (mal,) = wh.query(f"SELECT COUNT(*) AS n FROM {wh.tables.staging_malformed}")
-    total = int(stats["staged"]) + int(mal["n"])
-    rejected = int(stats["rejected"]) + int(mal["n"])
-    accepted = total - rejected
     examples = wh.query(
         f"SELECT source_row, reason FROM {wh.tables.rejected_rows} "
         "WHERE run_id = @run_id ORDER BY source_row LIMIT 5",
         run_id=ctx.run_id,
     )
-    summary = {
-        "rows": total,
-        "accepted": accepted,
-        "rejected": rejected,
-        "reject_fraction": round(rejected / total, 6) if total else 0.0,
-    }
-    where = "; ".join(f"{ctx.input_uri} line {e['source_row']}: {e['reason']}" for e in examples)
-    if accepted == 0:
-        raise DataError(f"{ctx.input_uri}: no valid rows ({rejected} rejected). {where}")
-    if rejected / total > settings.max_reject_fraction:
-        raise DataError(
-            f"{ctx.input_uri}: {rejected} of {total} rows rejected "
-            f"({rejected / total:.1%} > the {settings.max_reject_fraction:.0%} limit); nothing "
-            f"was added to history. See table rejected_rows (run_id={ctx.run_id!r}). "
-            f"First problems: {where}"
-        )
-    if rejected:
-        log.warning("%s rows quarantined in rejected_rows; first: %s", rejected, where)
+    summary, where = decisions.validation_outcome(
+        staged=int(stats["staged"]),
+        rejected=int(stats["rejected"]),
+        malformed=int(mal["n"]),
+        examples=examples,
+        input_uri=ctx.input_uri,
+        run_id=ctx.run_id,
+        max_reject_fraction=settings.max_reject_fraction,
+    )
+    if summary["rejected"]:
+        log.warning("%s rows quarantined in rejected_rows; first: %s", summary["rejected"], where)
     log.info("validation: %s", summary)
     return summary
 
 
-def build_features(ctx: RunContext, platform: Platform) -> dict[str, Any]:
+def build_features(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
     contract = load_run_contract(ctx)
     wh = platform.warehouse
     wh.run_script("merge_history", contract, run_id=ctx.run_id)
     wh.run_script("features", contract)
-    date_col = f"`{contract.date_column}`"
+    d = f"`{contract.date_column}`"
     (stats,) = wh.query(
-        f"SELECT COUNT(*) AS rows_total, COUNTIF({date_col} <= @cutoff) AS rows_in_window, "
-        f"COUNT(DISTINCT IF({date_col} <= @cutoff, series_id, NULL)) AS series, "
-        f"MIN({date_col}) AS first_date, MAX(IF({date_col} <= @cutoff, {date_col}, NULL)) "
-        f"AS last_date FROM {wh.tables.daily_sales_features}",
+        f"SELECT COUNT(*) AS rows_total, COUNTIF({d} <= @cutoff) AS rows_in_window, "
+        f"COUNT(DISTINCT IF({d} <= @cutoff, series_id, NULL)) AS series, "
+        f"MIN({d}) AS first_date, MAX(IF({d} <= @cutoff, {d}, NULL)) AS last_date "
+        f"FROM {wh.tables.daily_sales_features}",
         cutoff=ctx.cutoff_date,
     )
-    if not stats["rows_in_window"]:
-        raise DataError(
-            f"no history on or before the cutoff date {ctx.cutoff_date} "
-            f"(history starts {stats['first_date']}); nothing to train on"
+    summary, stale = decisions.features_outcome(
+        stats, ctx.cutoff_date, wh.table_uri("daily_sales_features")
+    )
+    if stale:
+        log.warning("%s", stale)
+    log.info("daily_sales_features: %s", summary)
+    return summary
+
+
+# ---------------------------------------------------------------- trainer jobs
+
+
+@dataclass(frozen=True)
+class TrainerJob:
+    """One run of the trainer image's entrypoint: ``python -m trainer <command> <args>``.
+
+    ``state`` carries what ``finish_*`` needs from the plan (e.g. the model the gate chose);
+    on GCP it survives the operator's deferral as a trigger kwarg.
+    """
+
+    command: str
+    args: list[str]
+    env: dict[str, str]
+    job_name: str
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "args": list(self.args),
+            "env": dict(self.env),
+            "job_name": self.job_name,
+            "state": dict(self.state),
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> TrainerJob:
+        return cls(
+            command=str(doc["command"]),
+            args=[str(a) for a in doc["args"]],
+            env={str(k): str(v) for k, v in doc["env"].items()},
+            job_name=str(doc["job_name"]),
+            state=dict(doc.get("state") or {}),
         )
-    last = stats["last_date"]
-    if last is not None and (ctx.cutoff_date - last).days > 7:
-        log.warning(
-            "data is stale: its last day %s is %s days before the cutoff %s; forecasts start "
-            "after %s",
-            last,
-            (ctx.cutoff_date - last).days,
+
+
+def trainer_paths(ctx: RunContext, platform: Platform) -> decisions.TrainerPaths:
+    wh = platform.warehouse
+    return decisions.TrainerPaths(
+        features_uri=wh.table_uri("daily_sales_features"),
+        forecasts_uri=wh.table_uri("daily_sales_forecasts"),
+        backtest_results_uri=wh.table_uri("backtest_results"),
+        run_dir=ctx.run_dir,
+        contract_uri=ctx.contract_uri,
+        model_dir=ctx.model_dir,
+        backtest_dir=ctx.backtest_dir,
+        forecast_meta_uri=ctx.forecast_meta_uri,
+    )
+
+
+def _production(platform: Platform) -> ModelVersion | None:
+    return platform.registry.get_by_alias(PRODUCTION_ALIAS)
+
+
+def plan_train(ctx: RunContext, platform: Platform, settings: Settings) -> TrainerJob:
+    return preview_job("train", ctx, trainer_paths(ctx, platform), settings)
+
+
+def finish_train(ctx: RunContext, platform: Platform, job: TrainerJob) -> dict[str, Any]:
+    metrics = read_json(platform, f"{ctx.model_dir}/{METRICS_FILE}")
+    return {"model_dir": ctx.model_dir, "metrics": metrics}
+
+
+def backtest_job(
+    ctx: RunContext,
+    paths: decisions.TrainerPaths,
+    settings: Settings,
+    champion: ModelVersion | None,
+) -> TrainerJob:
+    champion_dir, note = decisions.backtest_champion(
+        champion.uri if champion else None,
+        run_key(champion.run_id) if champion else None,
+        ctx.run_key,
+    )
+    log.info("%s", note)
+    return TrainerJob(
+        command="backtest",
+        args=decisions.backtest_args(
+            paths,
             ctx.cutoff_date,
-            last,
-        )
-    out = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in stats.items()}
-    out["table"] = wh.table_uri("daily_sales_features")
-    log.info("daily_sales_features: %s", out)
-    return out
-
-
-def _common_job_args(ctx: RunContext, platform: Platform) -> list[str]:
-    return [
-        "--data-uri",
-        platform.warehouse.table_uri("daily_sales_features"),
-        "--contract",
-        f"{ctx.run_dir}/contract.json",
-        "--cutoff-date",
-        ctx.cutoff_date.isoformat(),
-        "--horizon",
-        str(ctx.horizon),
-    ]
-
-
-def train(ctx: RunContext, platform: Platform) -> dict[str, Any]:
-    model_dir = f"{ctx.run_dir}/model"
-    platform.runner.run(
-        "train",
-        [*_common_job_args(ctx, platform), "--model-dir", model_dir],
-        env={"AIP_MODEL_DIR": model_dir, "AIP_CHECKPOINT_DIR": f"{ctx.run_dir}/checkpoints"},
-        job_name=f"train-{ctx.run_key}",
+            ctx.horizon,
+            run_id=ctx.run_id,
+            n_windows=settings.backtest_windows,
+            metric=settings.gate_metric,
+            min_improvement=settings.gate_min_improvement,
+            champion_dir=champion_dir,
+        ),
+        env={},
+        job_name=f"backtest-{ctx.run_key}",
+        state={"champion_version": champion.version if champion else None},
     )
-    metrics = _read_json(f"{model_dir}/metrics.json")
-    return {"model_dir": model_dir, "metrics": metrics}
 
 
-def backtest_and_gate(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
-    champion = platform.registry.get_by_alias(PRODUCTION_ALIAS)
-    out_dir = f"{ctx.run_dir}/backtest"
-    args = [
-        *_common_job_args(ctx, platform),
-        "--model-dir",
-        f"{ctx.run_dir}/model",
-        "--n-windows",
-        str(settings.backtest_windows),
-        "--metric",
-        settings.gate_metric,
-        "--min-improvement",
-        str(settings.gate_min_improvement),
-        "--output-dir",
-        out_dir,
-        "--results-uri",
-        platform.warehouse.table_uri("backtest_results"),
-        "--run-id",
-        ctx.run_id,
-    ]
-    if champion is not None:
-        if champion.run_id == ctx.run_id:
-            # A re-run of the run that produced the production model: compare with its own
-            # predecessor is meaningless; the gate compares against the baseline only.
-            log.info("production v%s came from this very run", champion.version)
-        else:
-            args += ["--champion-model-dir", champion.uri]
-    platform.runner.run("backtest", args, env={}, job_name=f"backtest-{ctx.run_key}")
-    gate = _read_json(f"{out_dir}/gate.json")
-    gate["champion_version"] = champion.version if champion else None
-    _write_json(f"{out_dir}/gate.json", gate)
-    log.info(
-        "gate %s on %s: challenger=%s baseline=%s champion=%s (%s)",
-        "PASSED" if gate["passed"] else "FAILED",
-        gate.get("metric"),
-        gate.get("challenger"),
-        gate.get("baseline"),
-        gate.get("champion"),
-        gate.get("reason"),
+def plan_backtest(ctx: RunContext, platform: Platform, settings: Settings) -> TrainerJob:
+    return backtest_job(ctx, trainer_paths(ctx, platform), settings, _production(platform))
+
+
+def finish_backtest(ctx: RunContext, platform: Platform, job: TrainerJob) -> dict[str, Any]:
+    gate = read_gate(platform, ctx)
+    gate["champion_version"] = job.state.get("champion_version")
+    write_json(platform, ctx.gate_uri, gate)
+    log.info("%s", decisions.gate_log(gate))
+    return dict(gate)
+
+
+def forecast_job(
+    ctx: RunContext, paths: decisions.TrainerPaths, chosen: decisions.ForecastModel
+) -> TrainerJob:
+    return TrainerJob(
+        command="predict",
+        args=decisions.forecast_args(
+            paths,
+            ctx.cutoff_date,
+            ctx.horizon,
+            run_id=ctx.run_id,
+            model_dir=chosen.model_dir,
+            model_version=chosen.model_version,
+            future_uri=ctx.future_uri,
+        ),
+        env={},
+        job_name=f"predict-{ctx.run_key}",
+        state={"model_dir": chosen.model_dir, "model_version": chosen.model_version},
     )
-    return gate
 
 
-def forecast(ctx: RunContext, platform: Platform) -> dict[str, Any]:
-    gate = _read_json(f"{ctx.run_dir}/backtest/gate.json")
-    champion = platform.registry.get_by_alias(PRODUCTION_ALIAS)
-    # The forecasts table always holds the best model's forecasts: this run's challenger when it
-    # passed the gate (or there is nothing in production), the production model otherwise.
-    # On a backfill the production model may have been trained past this run's cutoff: using
-    # it would leak later data into the forecast, so the challenger is used instead.
-    use_champion = (
-        not gate["passed"]
-        and champion is not None
-        and str(_read_json(f"{champion.uri}/metadata.json").get("train_end", "9999"))
-        <= ctx.cutoff_date.isoformat()
+def plan_forecast(ctx: RunContext, platform: Platform, settings: Settings) -> TrainerJob:
+    gate = read_gate(platform, ctx)
+    champion = _production(platform)
+    train_end = None
+    if champion is not None and not gate["passed"]:
+        try:
+            train_end = read_metadata(platform, champion.uri).get("train_end")
+        except (FileNotFoundError, FileFormatError) as exc:
+            # Without its training window the production model may have seen later days.
+            log.warning("production v%s has no usable metadata: %s", champion.version, exc)
+    chosen = decisions.forecast_model(
+        gate_passed=gate["passed"],
+        champion_uri=champion.uri if champion else None,
+        champion_version=champion.version if champion else None,
+        champion_train_end=str(train_end) if train_end else None,
+        cutoff=ctx.cutoff_date,
+        candidate_dir=ctx.model_dir,
+        run_key=ctx.run_key,
     )
-    if use_champion:
-        model_dir, model_version = champion.uri, champion.version
-    else:
-        model_dir, model_version = f"{ctx.run_dir}/model", f"candidate:{ctx.run_key}"
-    args = [
-        "--model-dir",
-        model_dir,
-        "--data-uri",
-        platform.warehouse.table_uri("daily_sales_features"),
-        "--cutoff-date",
-        ctx.cutoff_date.isoformat(),
-        "--horizon",
-        str(ctx.horizon),
-        "--output-uri",
-        platform.warehouse.table_uri("daily_sales_forecasts"),
-        "--run-id",
-        ctx.run_id,
-        "--model-version",
-        model_version,
-    ]
-    if ctx.future_uri:
-        if not _exists(ctx.future_uri):
-            raise DataError(f"{ctx.future_uri}: future covariates file not found")
-        args += ["--future-uri", ctx.future_uri]
-    platform.runner.run("predict", args, env={}, job_name=f"predict-{ctx.run_key}")
+    log.info("forecasting with %s (%s)", chosen.model_version, chosen.reason)
+    if ctx.future_uri and not platform.store.exists(ctx.future_uri):
+        raise DataError(f"{ctx.future_uri}: future covariates file not found")
+    return forecast_job(ctx, trainer_paths(ctx, platform), chosen)
+
+
+def finish_forecast(ctx: RunContext, platform: Platform, job: TrainerJob) -> dict[str, Any]:
     wh = platform.warehouse
     (stats,) = wh.query(
         f"SELECT COUNT(*) AS rows_written, COUNT(DISTINCT series_id) AS series, "
@@ -422,47 +355,146 @@ def forecast(ctx: RunContext, platform: Platform) -> dict[str, Any]:
         f"FROM {wh.tables.daily_sales_forecasts} WHERE run_id = @run_id",
         run_id=ctx.run_id,
     )
-    if stats["rows_written"] != stats["series"] * ctx.horizon:
-        raise RuntimeError(
-            f"forecast wrote {stats['rows_written']} rows for {stats['series']} series and a "
-            f"{ctx.horizon}-day horizon: some series or days are missing"
-        )
-    out = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in stats.items()}
-    out.update(model_version=model_version, table=wh.table_uri("daily_sales_forecasts"))
+    out = decisions.forecast_outcome(
+        stats,
+        ctx.horizon,
+        str(job.state.get("model_version", "")),
+        wh.table_uri("daily_sales_forecasts"),
+    )
     log.info("forecasts: %s", out)
     return out
 
 
-def register(ctx: RunContext, platform: Platform) -> dict[str, Any]:
-    gate = _read_json(f"{ctx.run_dir}/backtest/gate.json")
-    if not ctx.enable_deploy:
-        raise SkipStep("enable_deploy is false for this run: the model is not registered")
-    if not gate["passed"]:
-        raise SkipStep(f"the quality gate did not pass: {gate.get('reason')}")
-    model_dir = f"{ctx.run_dir}/model"
-    metadata = _read_json(f"{model_dir}/metadata.json")
-    version = platform.registry.register(
-        model_dir,
-        run_id=ctx.run_id,
-        metrics=_read_json(f"{model_dir}/metrics.json"),
-        extra={
-            "gate": gate,
-            "dataset": ctx.dataset,
+TRAINER_JOBS: dict[
+    str,
+    tuple[
+        Callable[[RunContext, Platform, Settings], TrainerJob],
+        Callable[[RunContext, Platform, TrainerJob], dict[str, Any]],
+    ],
+] = {
+    "train": (plan_train, finish_train),
+    "backtest_and_gate": (plan_backtest, finish_backtest),
+    "forecast": (plan_forecast, finish_forecast),
+}
+
+
+def preview_job(
+    step: str, ctx: RunContext, paths: decisions.TrainerPaths, settings: Settings
+) -> TrainerJob:
+    """The step's job before its lookups (no production model, this run's model forecasts).
+
+    What a rendered task shows before it runs: no registry or file is read to build it.
+    """
+    if step == "train":
+        return TrainerJob(
+            command="train",
+            args=decisions.train_args(paths, ctx.cutoff_date, ctx.horizon),
+            env=decisions.train_env(paths),
+            job_name=f"train-{ctx.run_key}",
+        )
+    if step == "backtest_and_gate":
+        return backtest_job(ctx, paths, settings, champion=None)
+    if step == "forecast":
+        candidate = decisions.ForecastModel(ctx.model_dir, f"candidate:{ctx.run_key}", "preview")
+        return forecast_job(ctx, paths, candidate)
+    raise ValueError(f"{step!r} is not a trainer step ({sorted(TRAINER_JOBS)})")
+
+
+def run_trainer_job(
+    step: str, ctx: RunContext, platform: Platform, settings: Settings
+) -> dict[str, Any]:
+    """Plan the step's trainer job, run it with the platform's runner, read what it wrote."""
+    plan, finish = TRAINER_JOBS[step]
+    job = plan(ctx, platform, settings)
+    if platform.runner is None:
+        raise RuntimeError(f"this platform runs the trainer's {step} job as an operator")
+    platform.runner.run(job.command, job.args, env=job.env, job_name=job.job_name)
+    return finish(ctx, platform, job)
+
+
+def train(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
+    return run_trainer_job("train", ctx, platform, settings)
+
+
+def backtest_and_gate(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
+    return run_trainer_job("backtest_and_gate", ctx, platform, settings)
+
+
+def forecast(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
+    return run_trainer_job("forecast", ctx, platform, settings)
+
+
+# ---------------------------------------------------------------- register, deploy
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What ``register`` records for this run's model (when the run may register at all)."""
+
+    model_dir: str
+    run_id: str
+    gate: GateFile
+    metrics: dict[str, Any]
+    metadata: ModelMetadata
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The registry record's fields beyond the files and metrics."""
+        return {
+            "gate": dict(self.gate),
+            "dataset": (self.metadata.get("contract") or {}).get("name"),
             "training_window": {
-                k: metadata.get(k) for k in ("train_start", "train_end") if k in metadata
+                k: self.metadata.get(k) for k in ("train_start", "train_end") if k in self.metadata
             },
-        },
+        }
+
+
+def registration(ctx: RunContext, platform: Platform) -> Registration:
+    """The run's model and its records, or :class:`SkipStep` with the reason it is not one."""
+    gate = read_gate(platform, ctx)
+    reason = decisions.register_skip_reason(ctx.enable_deploy, gate)
+    if reason:
+        raise SkipStep(reason)
+    return Registration(
+        model_dir=ctx.model_dir,
+        run_id=ctx.run_id,
+        gate=gate,
+        metrics=read_json(platform, f"{ctx.model_dir}/{METRICS_FILE}"),
+        metadata=read_metadata(platform, ctx.model_dir),
+    )
+
+
+def register(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
+    reg = registration(ctx, platform)
+    if platform.publisher is None:
+        raise RuntimeError("this platform registers models with an operator")
+    extra = {**reg.extra, "dataset": ctx.dataset}
+    version = platform.publisher.register(
+        reg.model_dir, run_id=reg.run_id, metrics=reg.metrics, extra=extra
     )
     log.info("registered %s version %s at %s", version.name, version.version, version.uri)
     return {"model": version.name, "version": version.version, "uri": version.uri}
 
 
-def deploy(ctx: RunContext, platform: Platform) -> dict[str, Any]:
-    if not ctx.enable_deploy:
-        raise SkipStep("enable_deploy is false for this run")
+def deploy(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
     versions = [v for v in platform.registry.list_versions() if v.run_id == ctx.run_id]
-    if not versions:
-        raise SkipStep("no model version was registered by this run")
+    reason = decisions.deploy_skip_reason(ctx.enable_deploy, bool(versions))
+    if reason:
+        raise SkipStep(reason)
+    if platform.deployer is None:
+        raise RuntimeError("this platform deploys models with an operator")
     result = platform.deployer.deploy(versions[-1])
     log.info("deployed: %s", result)
     return result
+
+
+STEPS: dict[str, Step] = {
+    "load_to_staging": load_to_staging,
+    "validate": validate,
+    "build_features": build_features,
+    "train": train,
+    "backtest_and_gate": backtest_and_gate,
+    "forecast": forecast,
+    "register": register,
+    "deploy": deploy,
+}

@@ -1,8 +1,10 @@
 """The DAG's own GCP tasks, run with ``dag.test()`` against the GCS and BigQuery emulators.
 
-``load_to_staging`` (header check, numbered copy, GCSToBigQueryOperator), ``validate`` and
-``build_features`` (every BigQueryInsertJobOperator statement of validate.sql, quarantine.sql,
-merge_history.sql and features.sql) run for real; the assertions read the resulting tables.
+``load_to_staging`` (the shared ``steps.prepare_staging`` header check, the numbered copy,
+GCSToBigQueryOperator), ``validate`` and ``build_features`` (the shared steps in a PythonOperator:
+every statement of validate.sql, quarantine.sql, merge_history.sql and features.sql through
+BigQueryWarehouse, then the same checks as locally) run for real; the assertions read the
+resulting tables.
 """
 
 from __future__ import annotations
@@ -133,6 +135,18 @@ def test_first_three_tasks_succeed(daily):
         "test-project.daily.staging (1 malformed lines set aside)"
     ) in daily.output
     assert "4 rows quarantined in rejected_rows" in daily.output
+    # The shared steps' summaries, from the emulator's answers to their queries.
+    assert (
+        "validation: {'rows': 35, 'accepted': 31, 'rejected': 4, 'reject_fraction': 0.114286}"
+    ) in daily.output
+    assert (
+        "daily_sales_features: {'rows_total': 33, 'rows_in_window': 33, 'series': 2, "
+        "'first_date': '2025-01-01', 'last_date': '2025-01-20', "
+        "'table': 'bq://test-project.daily.daily_sales_features'}"
+    ) in daily.output
+    assert "data is stale: its last day 2025-01-20 is 11 days before the cutoff 2025-01-31" in (
+        daily.output
+    )
 
 
 def test_bad_rows_are_quarantined_with_line_and_reason(daily, daily_file, bq_client):
@@ -206,7 +220,7 @@ def test_features_fill_gaps_per_series(daily, bq_client):
 
 
 def test_staging_copy_is_numbered_and_contract_written(daily, gcs_client, bq_client):
-    from sales_forecast.steps import run_key
+    from sales_forecast.run_context import run_key
 
     key = run_key(daily.run_id)
     staged = rows(

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sf_contract.schema import Contract
 from trainer.config import LGBMParams, TrainerConfig
-from trainer.contract import Contract
 
 END = pd.Timestamp("2024-06-30")  # the models' last training day
 NEWER_DAYS = 5  # the panel goes on after END: "new actuals" for history requests

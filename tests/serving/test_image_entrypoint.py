@@ -1,10 +1,11 @@
 """The serving image's entrypoint, without Docker: its exact requirements in a fresh venv.
 
 What ``serving/Dockerfile`` does, step by step: a Python 3.11 venv gets
-``pip install -r serving/requirements.txt -c constraints.txt`` and nothing else, ``trainer/``
-and ``serving/`` are copied into an app folder, and ``python -m serving`` starts there with
-the environment Vertex AI sets (``AIP_HTTP_PORT``, ``AIP_HEALTH_ROUTE``, ``AIP_PREDICT_ROUTE``,
-``AIP_STORAGE_URI``). Health and predict are then called over HTTP.
+``pip install -r serving/requirements.txt -c constraints.txt`` and nothing else,
+``sf_contract/``, ``trainer/`` and ``serving/`` are copied into an app folder, and
+``python -m serving`` starts there with the environment Vertex AI sets (``AIP_HTTP_PORT``,
+``AIP_HEALTH_ROUTE``, ``AIP_PREDICT_ROUTE``, ``AIP_STORAGE_URI``). Health and predict are then
+called over HTTP.
 
 The venv is kept in ``.venv-serving-image/`` and reused while the requirements' hash is the
 same (the first run downloads and installs them: a few minutes; later runs take seconds).
@@ -97,7 +98,7 @@ def test_image_entrypoint_serves_a_model_folder(
     assert probe.returncode != 0
 
     app_dir = tmp_path / "app"  # the image's /app
-    for package in ("trainer", "serving"):
+    for package in ("sf_contract", "trainer", "serving"):
         shutil.copytree(
             REPO / package, app_dir / package, ignore=shutil.ignore_patterns("__pycache__")
         )

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from serving.errors import IntegrityError
-from serving.model_store import ModelStore, copy_and_hash, verify_files
+from serving.errors import IntegrityError, ModelNotReady
+from serving.model_store import ModelStore, copy_and_hash, read_registry, verify_files
 
 S1A = {"store_id": "S1", "item_id": "A"}
 
@@ -156,7 +156,7 @@ def test_storage_uri_with_a_bad_manifest_is_refused(
     model_a: Path, helpers: Any, tmp_path: Path, client_for: Any
 ) -> None:
     folder = helpers.copy_model(model_a, tmp_path / "gcs-copy")
-    helpers.write_manifest(folder, "MANIFEST.sha256.json")
+    helpers.write_manifest(folder)
     (folder / "metadata.json").write_text('{"tampered": true}')
     client = client_for(storage_uri=str(folder))
     assert client.get("/ready").status_code == 503
@@ -213,3 +213,31 @@ def test_verify_files_lists_every_difference() -> None:
     assert "changed ['b']" in str(err.value)
     assert "missing ['c']" in str(err.value)
     assert "unexpected ['d']" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("{not json", "is not valid JSON"),
+        ('{"versions": []}', "lacks aliases"),
+        ('{"versions": [{"version": "1"}], "aliases": {}}', "versions[0] lacks version, uri"),
+    ],
+)
+def test_an_unreadable_registry_is_not_ready_with_the_reason(
+    tmp_path: Path, text: str, words: str
+) -> None:
+    path = tmp_path / "registry.json"
+    path.write_text(text)
+    with pytest.raises(ModelNotReady) as err:
+        read_registry(path, "production")
+    assert f"model registry {path}" in str(err.value) and words in str(err.value)
+
+
+def test_storage_uri_with_a_malformed_manifest_is_refused(
+    model_a: Path, helpers: Any, tmp_path: Path, client_for: Any
+) -> None:
+    folder = helpers.copy_model(model_a, tmp_path / "gcs-copy")
+    (folder / "manifest.json").write_text('{"files": {"metadata.json": "not-a-sha256"}}')
+    client = client_for(storage_uri=str(folder))
+    reason = client.get("/ready").json()["reason"]
+    assert "manifest.json is not" in reason and '"<sha256>"' in reason

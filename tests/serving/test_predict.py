@@ -206,52 +206,8 @@ def test_single_series_model_equals_trainer_predict(
     assert bad.json()["detail"][0]["field"] == "instances[0].store_id"
 
 
-def test_levels_outside_the_defaults_are_computed_and_kept_bounded(
-    model_a: Path, registry: Any, client_for: Any
-) -> None:
-    registry.promote(model_a)
-    client = client_for()
-    base = client.app.state.store.current.predictor.base
-    direct = client.app.state.store.current.predictor.forecaster
-    for level in range(50, 62):  # more than the extra levels kept
-        body = client.post(
-            "/predict",
-            json={
-                "instances": [{"store_id": "S1", "item_id": "B"}],
-                "parameters": {"level": level},
-            },
-        ).json()
-        expected = direct.predict(7, levels=[level], series_ids=["S1|B"])
-        lower = [p["lower"] for p in body["predictions"][0]["forecasts"]]
-        np.testing.assert_array_equal(lower, expected[f"lower_{level}"].to_numpy())
-    assert len(base._bounds) <= len(base.default_levels) + 8
-
-
 def test_model_dates_are_calendar_days(served: Any, helpers: Any) -> None:
     body = served.post("/predict", json={"instances": [{"store_id": "S1", "item_id": "A"}]}).json()
     dates = [p["date"] for p in body["predictions"][0]["forecasts"]]
     start = helpers.END.date() + dt.timedelta(days=1)
     assert dates == [(start + dt.timedelta(days=k)).isoformat() for k in range(7)]
-
-
-@pytest.mark.parametrize("parameters", [None, {"level": 95}, {"level": 60}])
-def test_cached_answers_are_byte_identical_to_computed_ones(
-    model_a: Path, registry: Any, client_for: Any, parameters: dict[str, Any] | None
-) -> None:
-    registry.promote(model_a)
-    cached, computed = client_for(cache=True), client_for(cache=False)
-    instances = [
-        {"store_id": s, "item_id": i, "horizon": h}
-        for (s, i), h in zip(
-            [("S1", "A"), ("S2", "C"), ("S1", "B"), ("S1", "A"), ("S2", "A")],
-            [7, 2, 1, 7, 5],
-            strict=True,
-        )
-    ]
-    body: dict[str, Any] = {"instances": instances}
-    if parameters:
-        body["parameters"] = parameters
-    first = cached.post("/predict", json=body)
-    second = computed.post("/predict", json=body)
-    assert first.status_code == second.status_code == 200
-    assert first.content == second.content

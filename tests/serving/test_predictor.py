@@ -11,7 +11,7 @@ import pandas as pd
 
 from serving.predictor import Predictor
 from serving.schemas import PredictRequest
-from trainer.contract import Contract
+from sf_contract.schema import Contract
 
 CONTRACT = Contract.from_dict(
     {

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sf_contract import Contract
 from trainer.config import LGBMParams, TrainerConfig
-from trainer.contract import Contract
 
 END = pd.Timestamp("2024-06-30")
 

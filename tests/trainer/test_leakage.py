@@ -1,33 +1,22 @@
 """No look-ahead: forecasts depend on actuals up to the cut-off and on known covariates only.
 
-Also the properties the serving app relies on (a short forecast is the start of a longer one,
-one series' forecast does not depend on the others) and the pieces the v2 model is built from
-(target scaling, derived covariate features, training on a window / sample, legacy configs).
+Also the properties the serving app relies on: a short forecast is the start of a longer one,
+one series' forecast does not depend on the others, and new history moves the state only.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
-from trainer.backtest import evaluate_methods
-from trainer.config import TrainerConfig
-from trainer.features import (
-    ID,
-    TIME,
-    DerivedFeature,
-    FeatureSpec,
-    SeasonalScaler,
-    add_derived_features,
-    load_panel,
-    prepare_panel,
-)
+from trainer.columns import TIME
+from trainer.evaluation import evaluate_methods
+from trainer.inputs import load_panel
 from trainer.model import Forecaster
+from trainer.panel import prepare_panel
 
 CUTOFF = pd.Timestamp("2024-06-16")
 
@@ -125,89 +114,3 @@ def test_new_history_moves_the_state_and_leaves_the_model_alone(
     tail_end = pd.Timestamp(fc._tail[TIME].max())
     assert tail_end == CUTOFF  # the model itself is unchanged
     assert moved.frame["forecast"].notna().all()
-
-
-# --------------------------------------------------------------------------- building blocks
-
-
-def test_seasonal_scaler_round_trip_and_weekday_profile():
-    days = pd.date_range("2024-01-01", periods=70, freq="D")
-    weekly = np.where(days.dayofweek >= 5, 20.0, 10.0)
-    df = pd.DataFrame(
-        {
-            ID: np.repeat(["a", "b"], 70),
-            TIME: np.tile(days, 2),
-            "y": np.concatenate([weekly, weekly * 0]),
-        }
-    )
-    scaler = SeasonalScaler(window=364, log=True, kappa=1.0)
-    scaler.set_column_names(ID, TIME, "y")
-    scaled = scaler.fit_transform(df)
-    # Series a: level x weekday profile explains it exactly, so every scaled day is log1p(1).
-    a = scaled[scaled[ID] == "a"]["y"].to_numpy()
-    np.testing.assert_allclose(a, np.log1p(1.0), rtol=1e-6)
-    back = scaler.inverse_transform(scaled.rename(columns={"y": "m"})[[ID, TIME, "m"]])
-    np.testing.assert_allclose(back["m"].to_numpy(), df["y"].to_numpy(), atol=1e-9)
-    # An all-zero series keeps the floor (no division by zero).
-    assert scaler.level_[list(scaler.ids_).index("b")] == 1.0
-
-
-def test_derived_event_and_price_features():
-    frame = pd.DataFrame(
-        {
-            ID: ["a"] * 12,
-            TIME: pd.date_range("2024-01-01", periods=12),
-            "promo": [0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0.0],
-            "price": [2.0] * 5 + [1.0] * 7,
-        }
-    )
-    spec = FeatureSpec(
-        static=(),
-        dynamic=(),
-        excluded=(),
-        derived=(
-            DerivedFeature("since", "promo", "since"),
-            DerivedFeature("until", "promo", "until"),
-            DerivedFeature("share", "promo", "share28"),
-            DerivedFeature("rel", "price", "rel"),
-        ),
-    )
-    add_derived_features(frame, spec)
-    assert frame["since"].tolist() == [28, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
-    # Until: 1 day ahead, then on, then none within 7 known days (7), then unknown (NaN:
-    # the known days end before the look-ahead does).
-    assert frame["until"].tolist()[:3] == [1, 0, 0]
-    assert frame["until"].iloc[3] == 7 and np.isnan(frame["until"].iloc[-1])
-    # Share of the previous days (not today) with a promotion.
-    assert np.isnan(frame["share"].iloc[0]) and frame["share"].iloc[3] == pytest.approx(2 / 3)
-    assert frame["rel"].iloc[0] == 1.0 and frame["rel"].iloc[5] == pytest.approx(1.0 / (11 / 6))
-
-
-def test_training_on_a_window_and_a_sample_still_forecasts_every_series(
-    retail_panel, retail_contract, small_config
-):
-    config = replace(small_config, train_window_days=60, max_train_rows=150)
-    fc = Forecaster.fit(retail_panel, retail_contract, config, intervals=False)
-    assert fc.training["train_start"] == "2024-05-02"
-    assert fc.training["sampled_series"] < 6 and fc.training["train_rows"] <= 150 + 60
-    frame = fc.predict(7, levels=[])
-    assert frame["series_id"].nunique() == 6 and frame["forecast"].notna().all()
-
-
-def test_old_params_json_refits_the_old_recipe():
-    legacy = TrainerConfig.from_dict({"horizon": 14, "params": {"n_estimators": 50}})
-    assert legacy.features.target_scaling == "none" and not legacy.features.covariate_features
-    assert legacy.params.objective == "tweedie" and legacy.params.num_leaves == 63
-    assert legacy.interval_method == "conformal_distribution" and legacy.train_window_days == 0
-    new = TrainerConfig()
-    assert TrainerConfig.from_dict(json.loads(json.dumps(new.to_dict()))) == new
-
-
-def test_legacy_recipe_still_trains_and_forecasts(retail_panel, retail_contract):
-    legacy = TrainerConfig.from_dict(
-        {"horizon": 7, "interval_windows": 2, "num_threads": 1, "params": {"n_estimators": 10}}
-    )
-    fc = Forecaster.fit(retail_panel, retail_contract, legacy)
-    frame = fc.predict(7)
-    assert fc.intervals["method"] == "conformal_distribution"
-    assert frame["forecast"].notna().all() and frame["lower_80"].notna().any()

@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sf_contract import Contract
 from trainer.errors import TrainerError
+from trainer.inputs import read_future_csv
 from trainer.model import Forecaster
 
 
@@ -18,54 +20,6 @@ def test_predict_every_series_every_day(fitted):
     assert not frame["forecast"].isna().any()
     assert (frame["forecast"] >= 0).all()
     assert list(frame.columns[:3]) == ["series_id", "store_id", "item_id"]
-
-
-def test_intervals_are_ordered_and_short_series_reported(fitted):
-    frame = fitted.predict(7, levels=(80, 95))
-    with_int = frame.dropna(subset=["lower_80"])
-    # The 40-day newcomer fits 2 x 7 + 1 days, so every series is calibrated here.
-    assert fitted.intervals["enabled"] and fitted.intervals["n_windows"] == 2
-    assert len(with_int) == len(frame)
-    tol = 1e-9
-    assert (with_int["lower_95"] <= with_int["lower_80"] + tol).all()
-    assert (with_int["lower_80"] <= with_int["forecast"] + tol).all()
-    assert (with_int["forecast"] <= with_int["upper_80"] + tol).all()
-    assert (with_int["upper_80"] <= with_int["upper_95"] + tol).all()
-
-
-def test_every_series_gets_intervals_even_a_short_one(retail_panel, retail_contract, small_config):
-    from dataclasses import replace
-
-    config = replace(small_config, horizon=28)  # the 40-day series is shorter than 2 x 28 days
-    fc = Forecaster.fit(retail_panel, retail_contract, config)
-    assert fc.intervals["method"] == "scaled_conformal" and fc.intervals["enabled"]
-    result = fc.forecast(28)
-    short = result.frame[result.frame["series_id"] == "S2|C"]
-    assert len(short) == 28 and short["lower_80"].notna().all()
-    assert result.series_without_intervals == 0
-    # Wider at 95% than at 80%, and the all-zero series gets a (narrow) interval too.
-    frame = result.frame
-    assert (
-        (frame["upper_95"] - frame["lower_95"]) >= (frame["upper_80"] - frame["lower_80"]) - 1e-9
-    ).all()
-    assert frame.loc[frame["series_id"] == "S1|Z", "upper_95"].notna().all()
-
-
-def test_legacy_interval_method_leaves_short_series_without_intervals(
-    retail_panel, retail_contract, small_config
-):
-    from dataclasses import replace
-
-    config = replace(
-        small_config, horizon=28, interval_method="conformal_distribution", interval_windows=2
-    )
-    fc = Forecaster.fit(retail_panel, retail_contract, config)
-    assert fc.intervals["n_series_without"] == 1
-    result = fc.forecast(28)
-    short = result.frame[result.frame["series_id"] == "S2|C"]
-    assert len(short) == 28 and short["lower_80"].isna().all()
-    assert not short["forecast"].isna().any()
-    assert result.series_without_intervals == 1
 
 
 def test_fill_rules_without_future_file_are_counted(fitted):
@@ -150,8 +104,6 @@ def test_negative_target_is_explained(retail_panel, retail_contract, small_confi
 
 
 def test_static_columns_and_integer_keys(retail_panel, small_config):
-    from trainer.contract import Contract
-
     panel = retail_panel.assign(
         store_id=retail_panel["store_id"].str[1:].astype(int),
         store_size=retail_panel["store_id"].map({"S1": 100.0, "S2": 250.0}),
@@ -191,8 +143,6 @@ def test_static_columns_and_integer_keys(retail_panel, small_config):
 
 
 def test_single_series_future_file(tmp_path, takeaway_panel, takeaway_contract, small_config):
-    from trainer.features import read_future_csv
-
     path = tmp_path / "future.csv"
     path.write_text("date,holiday_name,is_holiday,tavg\n2024-07-02,festival,true,31.5\n")
     fc = Forecaster.fit(takeaway_panel, takeaway_contract, small_config, intervals=False)

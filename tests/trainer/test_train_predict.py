@@ -9,7 +9,7 @@ import pytest
 
 from trainer.config import TrainerConfig
 from trainer.errors import TrainerError
-from trainer.features import load_panel
+from trainer.inputs import load_panel
 from trainer.predict import run_predict
 from trainer.train import run_train
 

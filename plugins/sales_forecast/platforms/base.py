@@ -1,8 +1,12 @@
 """The small interfaces the pipeline steps talk to.
 
-A platform is a bundle of four objects: a warehouse, a job runner for the trainer image, a model
-registry and a deployer. The steps in :mod:`sales_forecast.steps` only see these interfaces, so
-the same logic runs on the local platform (DuckDB, subprocesses, folders) and on GCP.
+A platform is a bundle of objects: an object store, a warehouse and a model registry on every
+platform, plus a staging loader, a job runner, a model publisher and a deployer where the
+platform runs those as plain Python. The steps in :mod:`sales_forecast.steps` only see these
+interfaces, so the same logic runs on the local platform (files, DuckDB, subprocesses,
+folders) and on GCP (GCS, BigQuery, Vertex AI). There the trainer jobs, the model upload and
+the endpoint deploy are provider operators wrapped around the steps' ``plan_*``/``finish_*``
+halves (loader, runner, publisher and deployer are then ``None``).
 """
 
 from __future__ import annotations
@@ -12,16 +16,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sales_forecast.contract import Contract
 from sales_forecast.sqlrender import TableNames
+from sf_contract.schema import Contract
 
 __all__ = [
     "Deployer",
     "JobRunner",
+    "ModelPublisher",
     "ModelRegistry",
     "ModelVersion",
+    "ObjectStore",
     "Platform",
     "StagingLoad",
+    "StagingLoader",
     "Warehouse",
 ]
 
@@ -36,16 +43,34 @@ class StagingLoad:
     malformed: int = 0
 
 
-class Warehouse(ABC):
-    """Where staging, history, features, forecasts and quarantine tables live."""
+class ObjectStore(ABC):
+    """Where inputs and a run's files live: local paths, or ``gs://`` URIs."""
 
-    tables: TableNames
+    @abstractmethod
+    def exists(self, uri: str) -> bool:
+        """Whether ``uri`` names an existing file (a folder is not one)."""
 
+    @abstractmethod
+    def read_bytes(self, uri: str, limit: int | None = None) -> bytes:
+        """The file's bytes (the first ``limit`` of them); FileNotFoundError when missing."""
+
+    @abstractmethod
+    def write_text(self, uri: str, text: str) -> None:
+        """Replace the file with ``text`` (UTF-8), creating folders as needed."""
+
+
+class StagingLoader(ABC):
     @abstractmethod
     def load_csv_to_staging(
         self, uri: str, header: Sequence[str], contract: Contract
     ) -> StagingLoad:
         """Replace the staging table with the CSV at ``uri``, every column as STRING."""
+
+
+class Warehouse(ABC):
+    """Where staging, history, features, forecasts and quarantine tables live."""
+
+    tables: TableNames
 
     @abstractmethod
     def run_script(self, name: str, contract: Contract, **params: Any) -> None:
@@ -75,7 +100,7 @@ class ModelVersion:
     name: str
     version: str
     uri: str  # the promoted, stable folder: never a run-scoped one
-    run_id: str
+    run_id: str  # the run that registered it (on Vertex AI: that run's key)
     metrics: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
     aliases: tuple[str, ...] = ()
@@ -83,9 +108,16 @@ class ModelVersion:
 
 
 class ModelRegistry(ABC):
+    """Looking models up: which version holds an alias, which versions exist."""
+
     @abstractmethod
     def get_by_alias(self, alias: str) -> ModelVersion | None: ...
 
+    @abstractmethod
+    def list_versions(self) -> list[ModelVersion]: ...
+
+
+class ModelPublisher(ABC):
     @abstractmethod
     def register(
         self, source_dir: str, *, run_id: str, metrics: dict[str, Any], extra: dict[str, Any]
@@ -94,12 +126,6 @@ class ModelRegistry(ABC):
 
         Registering the same run twice returns the existing version (no duplicates).
         """
-
-    @abstractmethod
-    def set_alias(self, alias: str, version: str) -> ModelVersion: ...
-
-    @abstractmethod
-    def list_versions(self) -> list[ModelVersion]: ...
 
 
 class Deployer(ABC):
@@ -110,8 +136,10 @@ class Deployer(ABC):
 
 @dataclass
 class Platform:
+    store: ObjectStore
     warehouse: Warehouse
-    runner: JobRunner
     registry: ModelRegistry
-    deployer: Deployer
-    runs_root: str  # run-scoped artifacts live under <runs_root>/<run id>/
+    loader: StagingLoader | None = None
+    runner: JobRunner | None = None
+    publisher: ModelPublisher | None = None
+    deployer: Deployer | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -17,22 +16,36 @@ from pathlib import Path
 from typing import Any
 
 from sales_forecast.config import Settings
-from sales_forecast.contract import Contract
 from sales_forecast.platforms.base import (
     Deployer,
     JobRunner,
+    ModelPublisher,
     ModelRegistry,
     ModelVersion,
+    ObjectStore,
     Platform,
     StagingLoad,
+    StagingLoader,
     Warehouse,
 )
 from sales_forecast.sqlrender import TableNames, render_sql, to_duckdb
+from sf_contract.constants import PRODUCTION_ALIAS
+from sf_contract.files import (
+    FileFormatError,
+    RegistryEntry,
+    RegistryIndex,
+    dumps,
+    empty_registry,
+    parse_registry,
+    registry_index_path,
+)
+from sf_contract.schema import Contract
 
 __all__ = [
     "DuckDBWarehouse",
     "LocalDeployer",
     "LocalModelRegistry",
+    "LocalStore",
     "SubprocessJobRunner",
     "build_local_platform",
     "duckdb_connect",
@@ -59,7 +72,9 @@ def duckdb_connect(
     delay = 0.05
     while True:
         try:
-            config = {"memory_limit": memory_limit} if memory_limit else {}
+            config: dict[str, str | bool | int | float | list[str]] = (
+                {"memory_limit": memory_limit} if memory_limit else {}
+            )
             con = duckdb.connect(str(path), read_only=read_only, config=config)
             break
         except duckdb.IOException as exc:
@@ -73,7 +88,32 @@ def duckdb_connect(
         con.close()
 
 
-class DuckDBWarehouse(Warehouse):
+class LocalStore(ObjectStore):
+    """Files through fsspec: local paths (and any URI fsspec knows, for tests and tools)."""
+
+    def exists(self, uri: str) -> bool:
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(uri)
+        return bool(fs.isfile(path))
+
+    def read_bytes(self, uri: str, limit: int | None = None) -> bytes:
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(uri)
+        with fs.open(path, "rb") as fh:
+            return bytes(fh.read() if limit is None else fh.read(limit))
+
+    def write_text(self, uri: str, text: str) -> None:
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(uri)
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+
+class DuckDBWarehouse(Warehouse, StagingLoader):
     def __init__(self, path: Path, dataset: str, memory_limit: str | None = None) -> None:
         self.path = Path(path)
         self.dataset = dataset
@@ -159,17 +199,6 @@ class DuckDBWarehouse(Warehouse):
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
-    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        cols = list(rows[0])
-        with self._connect() as con:
-            con.executemany(
-                f"INSERT INTO {self.dataset}.{table} ({', '.join(cols)}) "
-                f"VALUES ({', '.join('?' for _ in cols)})",
-                [[r[c] for c in cols] for r in rows],
-            )
-
     def table_uri(self, table: str) -> str:
         return f"duckdb://{self.path}?table={self.dataset}.{table}"
 
@@ -203,7 +232,8 @@ class SubprocessJobRunner(JobRunner):
             text=True,
         )
         tail: list[str] = []
-        assert proc.stdout is not None
+        if proc.stdout is None:  # cannot happen with stdout=PIPE; keeps the type checker honest
+            raise RuntimeError(f"job {job_name}: no output pipe")
         for line in proc.stdout:
             log.info("[%s] %s", command, line.rstrip())
             tail = [*tail[-19:], line.rstrip()]
@@ -237,7 +267,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class LocalModelRegistry(ModelRegistry):
+class LocalModelRegistry(ModelRegistry, ModelPublisher):
     """A versioned folder registry with aliases, mirroring Vertex AI Model Registry semantics.
 
     ``<root>/<name>/registry.json`` is the index; ``<root>/<name>/<version>/`` holds the files.
@@ -248,21 +278,25 @@ class LocalModelRegistry(ModelRegistry):
     def __init__(self, root: Path, name: str) -> None:
         self.root = Path(root) / name
         self.name = name
-        self.index_path = self.root / "registry.json"
+        self.index_path = Path(registry_index_path(root, name))
 
-    def _read(self) -> dict[str, Any]:
+    def _read(self) -> RegistryIndex:
         if not self.index_path.exists():
-            return {"model": self.name, "versions": [], "aliases": {}, "events": []}
-        return json.loads(self.index_path.read_text())
+            return empty_registry(self.name)
+        try:
+            return parse_registry(self.index_path.read_bytes(), str(self.index_path))
+        except FileFormatError as exc:
+            # Never overwrite a damaged index: it is the only record of what was promoted.
+            raise RuntimeError(f"{exc}; restore it from a backup or move it away") from None
 
-    def _write(self, index: dict[str, Any]) -> None:
+    def _write(self, index: RegistryIndex) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.index_path.with_suffix(f".{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps(index, indent=2, sort_keys=True))
+        tmp.write_text(dumps(index))
         os.replace(tmp, self.index_path)
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[dict[str, Any]]:
+    def _locked(self) -> Iterator[RegistryIndex]:
         import fcntl
 
         self.root.mkdir(parents=True, exist_ok=True)
@@ -272,7 +306,7 @@ class LocalModelRegistry(ModelRegistry):
             yield index
             self._write(index)
 
-    def _version(self, index: dict[str, Any], entry: dict[str, Any]) -> ModelVersion:
+    def _version(self, index: RegistryIndex, entry: RegistryEntry) -> ModelVersion:
         aliases = tuple(sorted(a for a, v in index["aliases"].items() if v == entry["version"]))
         return ModelVersion(
             name=self.name,
@@ -330,14 +364,14 @@ class LocalModelRegistry(ModelRegistry):
             if dest.exists():  # a crash between copy and index write left an orphan folder
                 shutil.rmtree(dest)
             os.replace(tmp, dest)
-            entry = {
+            entry: RegistryEntry = {
                 "version": version,
                 "uri": str(dest),
                 "run_id": run_id,
                 "metrics": metrics,
                 "files": files,
                 "created_at": _now(),
-                **extra,
+                **extra,  # type: ignore[typeddict-item]
             }
             index["versions"].append(entry)
             index["events"].append({"at": _now(), "event": "register", "version": version})
@@ -367,7 +401,7 @@ class LocalDeployer(Deployer):
     The local serving app serves that alias and picks the new version up without a restart.
     """
 
-    def __init__(self, registry: LocalModelRegistry, alias: str = "production") -> None:
+    def __init__(self, registry: LocalModelRegistry, alias: str = PRODUCTION_ALIAS) -> None:
         self.registry = registry
         self.alias = alias
 
@@ -387,14 +421,17 @@ class LocalDeployer(Deployer):
 def build_local_platform(settings: Settings, contract_name: str | None = None) -> Platform:
     suffix = settings.namespace(contract_name or settings.default_dataset)
     registry = LocalModelRegistry(settings.models_root, settings.model_name + suffix)
+    warehouse = DuckDBWarehouse(
+        settings.warehouse_path, settings.dataset + suffix, settings.duckdb_memory_limit
+    )
     return Platform(
-        warehouse=DuckDBWarehouse(
-            settings.warehouse_path, settings.dataset + suffix, settings.duckdb_memory_limit
-        ),
+        store=LocalStore(),
+        warehouse=warehouse,
+        registry=registry,
+        loader=warehouse,
         runner=SubprocessJobRunner(
             settings.trainer_python, settings.trainer_src, settings.trainer_timeout_s
         ),
-        registry=registry,
+        publisher=registry,
         deployer=LocalDeployer(registry),
-        runs_root=str(settings.runs_root),
     )

@@ -1,7 +1,7 @@
 -- Tables that accumulate across runs. Created once; never dropped by a run.
 CREATE TABLE IF NOT EXISTS {{ t.sales_history }} (
 {% for col in columns %}
-  {{ col.name | q }} {{ bq_type[col.type] }},
+  {{ col.name | q }} {{ col.type }},
 {% endfor %}
   _loaded_by_run STRING,
   _loaded_at TIMESTAMP

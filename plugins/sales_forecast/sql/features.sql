@@ -48,14 +48,11 @@ SELECT
     LAST_VALUE({{ col.name | q }} IGNORE NULLS) OVER (series ORDER BY {{ date | q }} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
     FIRST_VALUE({{ col.name | q }} IGNORE NULLS) OVER (series ORDER BY {{ date | q }} ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
   ) AS {{ col.name | q }},
-{% elif col.role == "known" and col.future_fill == "zero" %}
-  COALESCE({{ col.name | q }}, 0) AS {{ col.name | q }},
 {% elif col.role == "known" and col.future_fill == "weekend" %}
   COALESCE({{ col.name | q }}, FORMAT_DATE('%u', {{ date | q }}) IN ('6', '7')) AS {{ col.name | q }},
-{% elif col.role == "known" and col.future_fill == "false" %}
-  COALESCE({{ col.name | q }}, FALSE) AS {{ col.name | q }},
-{% elif col.role == "known" and col.future_fill.startswith("value:") %}
-  COALESCE({{ col.name | q }}, SAFE_CAST('{{ col.future_fill[6:] | replace("'", "") }}' AS {{ bq_type[col.type] }})) AS {{ col.name | q }},
+{% elif col.role == "known" %}
+  {# zero, false and value:<x>: the contract's typed constant (FALSE for zero on a BOOL). #}
+  COALESCE({{ col.name | q }}, {{ col | fill_literal }}) AS {{ col.name | q }},
 {% else %}
   {{ col.name | q }},
 {% endif %}

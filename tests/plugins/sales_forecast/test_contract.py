@@ -1,7 +1,15 @@
+"""Finding and reading a contract on the Airflow side (built-in names, files, YAML/JSON errors).
+
+The contract's rules themselves are tested with their parser, in tests/sf_contract/test_schema.py.
+"""
+
 import json
+import re
 
 import pytest
-from sales_forecast.contract import ContractError, load_contract, parse_contract
+from sales_forecast.contract import BUILTIN_CONTRACTS, CONTRACTS_DIR, load_contract
+
+from sf_contract.schema import ContractError
 
 RETAIL_COLUMNS = [
     "date",
@@ -52,25 +60,6 @@ def test_builtin_takeaway_contract_is_single_series():
     assert c.column("holiday_name").type == "STRING"
 
 
-def test_schema_fields_for_bigquery():
-    c = load_contract("retail")
-    typed = c.bigquery_schema_fields()
-    assert typed[0] == {"name": "date", "type": "DATE", "mode": "REQUIRED"}
-    assert {"name": "price", "type": "FLOAT64", "mode": "NULLABLE"} in typed
-    staged = c.bigquery_schema_fields(all_strings=True)
-    assert {f["type"] for f in staged} == {"STRING"}
-    assert [f["name"] for f in staged] == RETAIL_COLUMNS
-
-
-def test_trainer_json_roundtrips_through_json():
-    c = load_contract("retail")
-    data = json.loads(json.dumps(c.to_trainer_json()))
-    assert data["target"] == "sales"
-    assert data["series_keys"] == ["store_id", "item_id"]
-    price = next(col for col in data["columns"] if col["name"] == "price")
-    assert price == {"name": "price", "type": "FLOAT64", "role": "known", "future_fill": "last"}
-
-
 def test_contract_file_path(tmp_path):
     path = tmp_path / "mine.json"
     path.write_text(
@@ -92,40 +81,75 @@ def test_contract_file_path(tmp_path):
     assert c.name == "mine" and c.date_column == "day"
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"target": "nope"}, "target column 'nope' is not among the columns"),
-        ({"series_keys": ["units"]}, "must have role 'key'"),
-        ({"columns": [{"name": "day", "type": "DATE", "role": "date"}]}, "target column"),
-        ({"columns": [{"name": "day", "type": "TEXT", "role": "date"}]}, "has type 'TEXT'"),
-        ({"columns": [{"name": "series_id", "type": "STRING", "role": "key"}]}, "reserved"),
-        ({"columns": [{"name": "bad name", "type": "STRING", "role": "key"}]}, "identifier"),
-        (
-            {
-                "columns": [
-                    {"name": "p", "type": "FLOAT64", "role": "known", "future_fill": "weekend"}
-                ]
-            },
-            "needs a BOOL column",
-        ),
-    ],
-)
-def test_invalid_contracts_are_rejected_with_a_reason(change, message):
-    base = {
-        "name": "x",
-        "date_column": "day",
-        "target": "units",
-        "series_keys": [],
-        "columns": [
-            {"name": "day", "type": "DATE", "role": "date"},
-            {"name": "units", "type": "FLOAT64", "role": "target"},
-        ],
-    }
-    with pytest.raises(ContractError, match=message):
-        parse_contract({**base, **change})
-
-
 def test_unknown_dataset_name():
     with pytest.raises(ContractError, match="neither a built-in contract"):
         load_contract("no-such-dataset")
+
+
+def test_builtin_names_are_the_shipped_files():
+    assert sorted(BUILTIN_CONTRACTS) == sorted(p.stem for p in CONTRACTS_DIR.glob("*.yaml"))
+
+
+MINE = {
+    "name": "mine",
+    "date_column": "day",
+    "target": "units",
+    "columns": [
+        {"name": "day", "type": "DATE", "role": "date"},
+        {"name": "units", "type": "INT64", "role": "target"},
+    ],
+}
+
+
+def test_yaml_contract_file_path_with_home_expansion(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "name: mine\ndate_column: day\ntarget: units\ncolumns:\n"
+        "  - {name: day, type: DATE, role: date}\n"
+        "  - {name: units, type: INT64, role: target}\n"
+        "  - {name: flag, type: BOOL, role: known, future_fill: false}\n"
+    )
+    c = load_contract("~/mine.yaml")
+    assert c.name == "mine" and c.source == str(path)
+    assert c.column("flag").future_fill == "false"  # YAML's boolean false is the rule name
+
+
+@pytest.mark.parametrize(
+    ("suffix", "text"),
+    [
+        (".json", "{not json"),
+        (".json", ""),
+        (".yaml", "name: [unclosed"),
+        (".yml", "columns:\n  - {name: day\n"),
+    ],
+)
+def test_unreadable_files_name_the_file(tmp_path, suffix, text):
+    path = tmp_path / f"mine{suffix}"
+    path.write_text(text)
+    with pytest.raises(ContractError, match="not valid YAML/JSON") as err:
+        load_contract(str(path))
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "text"),
+    [(".json", "[1, 2]"), (".yaml", "- a\n- b\n"), (".yaml", "")],
+)
+def test_a_file_that_is_not_a_mapping(tmp_path, suffix, text):
+    path = tmp_path / f"mine{suffix}"
+    path.write_text(text)
+    with pytest.raises(ContractError, match=f"{re.escape(str(path))}: a contract is a mapping"):
+        load_contract(str(path))
+
+
+def test_rule_errors_name_the_file(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({**MINE, "target": "nope"}))
+    with pytest.raises(ContractError, match=f"^{re.escape(str(path))}: target column 'nope'"):
+        load_contract(str(path))
+
+
+def test_a_folder_is_not_a_contract_file(tmp_path):
+    with pytest.raises(ContractError, match="neither a built-in contract"):
+        load_contract(str(tmp_path))

@@ -1,16 +1,24 @@
-from datetime import UTC, date, datetime, timedelta, timezone
+"""The eight steps on the local platform (real files, DuckDB, the folder registry).
+
+The decisions they make are tested case by case in test_decisions.py; here each step is run
+through the platform interfaces, and the GCP tests run the same steps through GCS/BigQuery.
+"""
+
+import json
+from datetime import UTC, datetime
 
 import pytest
 from sales_forecast import steps
-from sales_forecast.contract import load_contract
+from sales_forecast.errors import DataError, SkipStep
 from sales_forecast.platforms.local import build_local_platform
+from sales_forecast.run_context import make_run_context
 
 HEADER = "date,store_id,item_id,sales,price,on_promo,is_holiday,temperature"
 
 
-def ctx_for(settings, tmp_path, input_uri, **params):
-    return steps.make_run_context(
-        run_id="manual__2024-03-10T00:00:00+00:00",
+def ctx_for(settings, tmp_path, input_uri, run_id="manual__2024-03-10T00:00:00+00:00", **params):
+    return make_run_context(
+        run_id=run_id,
         logical_date=datetime(2024, 3, 10, tzinfo=UTC),
         params={"input_uri": input_uri, **params},
         settings=settings,
@@ -18,77 +26,36 @@ def ctx_for(settings, tmp_path, input_uri, **params):
     )
 
 
-def test_run_context_dates_and_defaults(settings, tmp_path):
-    ctx = ctx_for(settings, tmp_path, "x.csv")
-    assert ctx.run_date == date(2024, 3, 10)
-    assert ctx.cutoff_date == date(2024, 3, 9)  # the last complete day
-    assert ctx.horizon == 28 and ctx.dataset == "retail" and ctx.enable_deploy is False
-    assert ctx.future_uri is None
-    assert ctx.run_key == "manual__2024-03-10T00_00_00_00_00"
-    assert "/" not in ctx.run_key and ":" not in ctx.run_key
+def write_gate(platform, ctx, **gate):
+    doc = {"passed": True, "metric": "wape", "reason": "test", **gate}
+    steps.write_json(platform, f"{ctx.backtest_dir}/gate.json", doc)
 
 
-def test_run_date_converts_at_the_utc_day_boundary(settings, tmp_path):
-    # 23:30 in New York on the 9th is already the 10th in UTC.
-    ny = timezone(timedelta(hours=-5))
-    ctx = steps.make_run_context(
-        run_id="r",
-        logical_date=datetime(2024, 3, 9, 23, 30, tzinfo=ny),
-        params={},
-        settings=settings,
-        runs_root=str(tmp_path),
-    )
-    assert ctx.run_date == date(2024, 3, 10)
+def test_missing_input_file_is_a_clear_error(settings, tmp_path):
+    platform = build_local_platform(settings)
+    missing = tmp_path / "nope.csv"
+    with pytest.raises(DataError, match="input file not found") as err:
+        steps.load_to_staging(ctx_for(settings, tmp_path, str(missing)), platform, settings)
+    assert str(missing) in str(err.value)
 
 
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ({"horizon": 0}, "out of range"),
-        ({"horizon": "ten"}, "not an integer"),
-        ({"cutoff_date": "10/03/2024"}, "not a YYYY-MM-DD date"),
-    ],
-)
-def test_bad_params_are_clear_errors(settings, tmp_path, params, message):
-    with pytest.raises(steps.DataError, match=message):
-        ctx_for(settings, tmp_path, "x.csv", **params)
+def test_a_folder_is_not_an_input_file(settings, tmp_path):
+    platform = build_local_platform(settings)
+    with pytest.raises(DataError, match="input file not found"):
+        steps.load_to_staging(ctx_for(settings, tmp_path, str(tmp_path)), platform, settings)
 
 
-def test_explicit_cutoff(settings, tmp_path):
-    assert ctx_for(settings, tmp_path, "x", cutoff_date="2024-01-31").cutoff_date == date(
-        2024, 1, 31
-    )
+def test_load_writes_the_contract_the_trainer_reads(settings, tmp_path):
+    from sf_contract.schema import parse_contract
 
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (None, "input file not found"),
-        ("", "the file is empty"),
-        (HEADER + "\n", "header but no data rows"),
-        (b"\xff\xfe\x00bad", "not UTF-8"),
-    ],
-)
-def test_unusable_files(tmp_path, content, message):
-    path = tmp_path / "in.csv"
-    if content is not None:
-        path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    with pytest.raises(steps.DataError, match=message) as err:
-        steps.read_csv_header(str(path))
-    assert str(path) in str(err.value)
-
-
-def test_header_mismatch_names_the_problem():
-    contract = load_contract("retail")
-    header = [*HEADER.split(",")[:-1], "humidity", "sales"]
-    with pytest.raises(steps.DataError) as err:
-        steps.check_header(header, contract, "f.csv")
-    msg = str(err.value)
-    assert "f.csv: line 1 (header)" in msg
-    assert "missing columns ['temperature']" in msg
-    assert "unknown columns ['humidity']" in msg
-    assert "duplicate columns ['sales']" in msg
-    steps.check_header(list(reversed(HEADER.split(","))), contract, "f.csv")  # order is free
+    platform = build_local_platform(settings)
+    good = tmp_path / "good.csv"
+    good.write_text(HEADER + "\n2024-01-01,S01,I001,3,1.5,false,false,5\n")
+    ctx = ctx_for(settings, tmp_path, str(good))
+    out = steps.load_to_staging(ctx, platform, settings)
+    assert out["rows"] == 1 and out["malformed"] == 0
+    written = json.loads((tmp_path / "runs" / ctx.run_key / "contract.json").read_text())
+    assert parse_contract(written).name == "retail"
 
 
 def test_mostly_bad_file_fails_and_history_is_untouched(settings, tmp_path):
@@ -96,9 +63,9 @@ def test_mostly_bad_file_fails_and_history_is_untouched(settings, tmp_path):
     good = tmp_path / "good.csv"
     good.write_text(HEADER + "\n2024-01-01,S01,I001,3,1.5,false,false,5\n")
     ctx = ctx_for(settings, tmp_path, str(good))
-    steps.load_to_staging(ctx, platform)
+    steps.load_to_staging(ctx, platform, settings)
     steps.validate(ctx, platform, settings)
-    steps.build_features(ctx, platform)
+    steps.build_features(ctx, platform, settings)
 
     bad = tmp_path / "bad.csv"
     bad.write_text(
@@ -106,8 +73,8 @@ def test_mostly_bad_file_fails_and_history_is_untouched(settings, tmp_path):
         "2024-01-03,S01,I001,4,1.5,false,false,5\n"
     )
     ctx2 = ctx_for(settings, tmp_path, str(bad))
-    steps.load_to_staging(ctx2, platform)
-    with pytest.raises(steps.DataError) as err:
+    steps.load_to_staging(ctx2, platform, settings)
+    with pytest.raises(DataError) as err:
         steps.validate(ctx2, platform, settings)
     msg = str(err.value)
     assert str(bad) in msg and "line 2" in msg and '"x" is not a valid FLOAT64' in msg
@@ -123,27 +90,118 @@ def test_no_history_before_cutoff_is_a_clear_error(settings, tmp_path):
     f = tmp_path / "late.csv"
     f.write_text(HEADER + "\n2024-05-01,S01,I001,3,1.5,false,false,5\n")
     ctx = ctx_for(settings, tmp_path, str(f))
-    steps.load_to_staging(ctx, platform)
+    steps.load_to_staging(ctx, platform, settings)
     steps.validate(ctx, platform, settings)
-    with pytest.raises(steps.DataError, match="no history on or before the cutoff"):
-        steps.build_features(ctx, platform)
+    with pytest.raises(DataError, match="no history on or before the cutoff"):
+        steps.build_features(ctx, platform, settings)
 
 
 def test_register_and_deploy_skip_without_enable_deploy(settings, tmp_path):
     platform = build_local_platform(settings)
     ctx = ctx_for(settings, tmp_path, "x.csv")
-    steps._write_json(f"{ctx.run_dir}/backtest/gate.json", {"passed": True})
-    with pytest.raises(steps.SkipStep, match="enable_deploy is false"):
-        steps.register(ctx, platform)
-    with pytest.raises(steps.SkipStep):
-        steps.deploy(ctx, platform)
+    write_gate(platform, ctx, passed=True)
+    with pytest.raises(SkipStep, match="enable_deploy is false"):
+        steps.register(ctx, platform, settings)
+    with pytest.raises(SkipStep):
+        steps.deploy(ctx, platform, settings)
 
 
 def test_register_skips_when_gate_fails(settings, tmp_path):
     platform = build_local_platform(settings)
     ctx = ctx_for(settings, tmp_path, "x.csv", enable_deploy=True)
-    steps._write_json(
-        f"{ctx.run_dir}/backtest/gate.json", {"passed": False, "reason": "worse than production"}
-    )
-    with pytest.raises(steps.SkipStep, match="worse than production"):
-        steps.register(ctx, platform)
+    write_gate(platform, ctx, passed=False, reason="worse than production")
+    with pytest.raises(SkipStep, match="worse than production"):
+        steps.register(ctx, platform, settings)
+
+
+def _production_model(settings, tmp_path, platform, *, train_end, run_id="manual__earlier"):
+    """Register and promote a model folder of another run, trained up to ``train_end``."""
+    src = tmp_path / "prod-model"
+    src.mkdir()
+    (src / "metadata.json").write_text(json.dumps({"train_end": train_end}))
+    (src / "model.bin").write_bytes(b"weights")
+    version = platform.publisher.register(str(src), run_id=run_id, metrics={}, extra={})
+    platform.deployer.deploy(version)
+    return platform.registry.get_by_alias("production")
+
+
+def _arg(args, flag):
+    return args[args.index(flag) + 1]
+
+
+@pytest.mark.parametrize(
+    ("passed", "train_end", "uses_production"),
+    [
+        (True, "2024-03-01", False),  # the gate passed: the challenger forecasts
+        (False, "2024-03-01", True),  # the gate failed: production stays
+        (False, "2024-03-09", True),  # trained up to the cutoff itself: fine
+        (False, "2024-03-20", False),  # backfill: production saw days after the cutoff
+    ],
+)
+def test_forecast_uses_production_only_if_it_lost_and_saw_no_later_data(
+    settings, tmp_path, passed, train_end, uses_production
+):
+    platform = build_local_platform(settings)
+    ctx = ctx_for(settings, tmp_path, "x.csv")  # cutoff 2024-03-09
+    prod = _production_model(settings, tmp_path, platform, train_end=train_end)
+    write_gate(platform, ctx, passed=passed)
+    job = steps.plan_forecast(ctx, platform, settings)
+    assert job.command == "predict"
+    if uses_production:
+        assert _arg(job.args, "--model-dir") == prod.uri
+        assert _arg(job.args, "--model-version") == prod.version
+    else:
+        assert _arg(job.args, "--model-dir") == ctx.model_dir
+        assert _arg(job.args, "--model-version") == f"candidate:{ctx.run_key}"
+    assert job.state["model_version"] == _arg(job.args, "--model-version")
+
+
+def test_backtest_compares_with_production_but_never_with_itself(settings, tmp_path):
+    platform = build_local_platform(settings)
+    ctx = ctx_for(settings, tmp_path, "x.csv")
+    job = steps.plan_backtest(ctx, platform, settings)
+    assert "--champion-model-dir" not in job.args and job.state["champion_version"] is None
+
+    prod = _production_model(settings, tmp_path, platform, train_end="2024-03-01")
+    job = steps.plan_backtest(ctx, platform, settings)
+    assert _arg(job.args, "--champion-model-dir") == prod.uri
+    assert job.state["champion_version"] == prod.version
+
+    rerun = ctx_for(settings, tmp_path, "x.csv", run_id="manual__earlier")
+    job = steps.plan_backtest(rerun, platform, settings)
+    assert "--champion-model-dir" not in job.args
+
+
+def test_forecast_fails_fast_on_a_missing_future_file(settings, tmp_path):
+    platform = build_local_platform(settings)
+    ctx = ctx_for(settings, tmp_path, "x.csv", future_uri=str(tmp_path / "future.csv"))
+    write_gate(platform, ctx, passed=True)
+    with pytest.raises(DataError, match="future covariates file not found"):
+        steps.plan_forecast(ctx, platform, settings)
+
+
+def test_a_damaged_gate_file_is_a_clear_error(settings, tmp_path):
+    from sf_contract.files import FileFormatError
+
+    platform = build_local_platform(settings)
+    ctx = ctx_for(settings, tmp_path, "x.csv", enable_deploy=True)
+    platform.store.write_text(f"{ctx.backtest_dir}/gate.json", '{"passed": tr')
+    with pytest.raises(FileFormatError, match="gate.json is not valid JSON"):
+        steps.register(ctx, platform, settings)
+
+
+def test_trainer_jobs_survive_a_round_trip_through_json():
+    job = steps.TrainerJob("predict", ["--a", "1"], {"X": "y"}, "predict-r", {"model_version": "3"})
+    assert steps.TrainerJob.from_dict(json.loads(json.dumps(job.to_dict()))) == job
+
+
+def test_a_production_model_without_metadata_counts_as_too_new(settings, tmp_path):
+    platform = build_local_platform(settings)
+    ctx = ctx_for(settings, tmp_path, "x.csv")
+    prod = _production_model(settings, tmp_path, platform, train_end="2024-03-01")
+    import pathlib
+
+    pathlib.Path(prod.uri, "metadata.json").unlink()
+    write_gate(platform, ctx, passed=False)
+    job = steps.plan_forecast(ctx, platform, settings)
+    assert _arg(job.args, "--model-version") == f"candidate:{ctx.run_key}"

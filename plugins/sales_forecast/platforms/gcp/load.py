@@ -1,0 +1,240 @@
+"""``load_to_staging`` on GCP: the CSV in GCS, numbered, loaded by ``GCSToBigQueryOperator``.
+
+Before the load job, the steps' shared :func:`~sales_forecast.steps.prepare_staging` writes the
+run's files, checks the header against the contract (a positional load would silently put
+reordered columns in the wrong place) and creates the tables. Then the file is re-written next
+to the run with each record's line number and source in front and the columns in the contract's
+order (BigQuery cannot number lines; validate.sql reports them), and malformed lines go to
+``staging_malformed``, as the local loader's rejects table does.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+from airflow.providers.google.cloud.hooks.gcs import GCSHook
+from airflow.providers.google.cloud.transfers.gcs_to_bigquery import GCSToBigQueryOperator
+
+from sales_forecast import steps
+from sales_forecast.config import Settings
+from sales_forecast.errors import DataError
+from sales_forecast.platforms.base import StagingLoad
+from sales_forecast.platforms.gcp.run import GcpRun, RunResolvingMixin
+from sales_forecast.platforms.gcp.storage import GcsStore, split_gs_uri
+from sf_contract.schema import Contract
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = [
+    "MALFORMED_SCHEMA",
+    "SOURCE_COLUMNS",
+    "GcsToStagingOperator",
+    "NumberedCsv",
+    "number_csv",
+    "staging_schema_fields",
+]
+
+log = logging.getLogger(__name__)
+
+# Columns the load step adds in front of the contract's (validate.sql reads them).
+SOURCE_COLUMNS = ("_source_row", "_source_file")
+
+
+def staging_schema_fields(contract: Contract) -> list[dict[str, str]]:
+    """The staging table's ``schema_fields``: line number and file, then every column as STRING.
+
+    The columns are in the contract's order because :func:`number_csv` writes them in that order
+    whatever the input's order was (a positional load would otherwise mis-assign them).
+    """
+    return [
+        {"name": "_source_row", "type": "INT64", "mode": "REQUIRED"},
+        {"name": "_source_file", "type": "STRING", "mode": "REQUIRED"},
+        *contract.bigquery_schema_fields(all_strings=True),
+    ]
+
+
+@dataclass
+class NumberedCsv:
+    rows: int = 0
+    malformed: list[dict[str, Any]] = field(default_factory=list)
+
+
+def number_csv(
+    src: IO[str], dst: IO[str], *, header: Sequence[str], contract: Contract, source_uri: str
+) -> NumberedCsv:
+    """Copy a CSV, prefixing every record with its line number and source, columns reordered.
+
+    Why: a BigQuery load job neither keeps the file's order nor can tell a record's line number,
+    and the quarantine reports ``<file> line N: <reason>`` exactly as the local platform does.
+    Records whose field count is wrong (or that are not UTF-8) are returned in ``malformed``
+    with a reason instead of being written, like the local loader's rejects table.
+    ``src`` must be opened with ``newline=""`` and ``errors="replace"``.
+    """
+    # strict: a stray quote is an error for that record, not a silent merge of the lines.
+    reader = csv.reader(src, strict=True)
+    writer = csv.writer(dst, lineterminator="\n")
+    columns = contract.column_names
+    order = [list(header).index(c) for c in columns]
+    writer.writerow([*SOURCE_COLUMNS, *columns])
+    out = NumberedCsv()
+    next(reader, None)  # the header, already checked against the contract
+    prev_end = reader.line_num
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            line, prev_end = prev_end + 1, reader.line_num
+            out.malformed.append(_malformed(line, "bad quoting", str(exc), ""))
+            continue
+        line, prev_end = prev_end + 1, reader.line_num
+        if not record or (len(record) == 1 and not record[0].strip()):
+            continue  # blank line
+        raw = _raw(record)
+        if any("\ufffd" in value for value in record):
+            out.malformed.append(_malformed(line, "invalid unicode", "not UTF-8 text", raw))
+        elif len(record) != len(header):
+            kind = "too many columns" if len(record) > len(header) else "missing columns"
+            detail = f"expected {len(header)} fields, found {len(record)}"
+            out.malformed.append(_malformed(line, kind, detail, raw))
+        else:
+            writer.writerow([line, source_uri, *(record[i] for i in order)])
+            out.rows += 1
+    return out
+
+
+def _raw(record: list[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(record)
+    return buf.getvalue()
+
+
+def _malformed(line: int, kind: str, detail: str, raw: str) -> dict[str, Any]:
+    # Same wording as the local loader: "malformed CSV line (<error type>): <detail>".
+    return {"source_row": line, "reason": f"malformed CSV line ({kind}): {detail}", "raw_line": raw}
+
+
+MALFORMED_SCHEMA = [
+    {"name": "source_row", "type": "INT64", "mode": "NULLABLE"},
+    {"name": "reason", "type": "STRING", "mode": "NULLABLE"},
+    {"name": "raw_line", "type": "STRING", "mode": "NULLABLE"},
+]
+
+
+class GcsToStagingOperator(RunResolvingMixin, GCSToBigQueryOperator):
+    """CSV in GCS -> the all-STRING ``staging`` table, after the same checks as locally."""
+
+    template_fields = (*GCSToBigQueryOperator.template_fields, "project_id", "location")
+
+    def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(
+            bucket="{{ sf.cfg.bucket }}",
+            source_objects=["{{ sf.staging_object }}"],
+            destination_project_dataset_table="{{ sf.table_id('staging') }}",
+            project_id="{{ sf.cfg.project }}",
+            location="{{ sf.cfg.bq_location }}",
+            schema_fields=None,  # the run's contract decides: see after_render
+            source_format="CSV",
+            skip_leading_rows=1,
+            write_disposition="WRITE_TRUNCATE",
+            create_disposition="CREATE_IF_NEEDED",
+            autodetect=False,
+            allow_quoted_newlines=True,
+            field_delimiter=",",
+            quote_character='"',
+            encoding="UTF-8",
+            max_bad_records=0,  # the re-written file is well-formed; any bad record is a bug
+            gcp_conn_id=settings.gcp_conn_id,
+            deferrable=False,  # a load of a daily file takes seconds
+            **kwargs,
+        )
+        self.sf_settings = settings
+
+    def after_render(self, run: GcpRun) -> None:
+        self.schema_fields = staging_schema_fields(run.contract)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        run: GcpRun = context["sf"]  # type: ignore[typeddict-item]
+        store = run.platform.store
+        if not isinstance(store, GcsStore):  # only for the type checker
+            raise TypeError("the gcp platform's store is GCS")
+        if not store.hook.get_conn().bucket(run.cfg.bucket).exists():
+            raise AirflowFailException(
+                f"bucket gs://{run.cfg.bucket} not found: create it (docs/gcp.md) or fix the "
+                "Airflow Variable sf_gcp_bucket"
+            )
+        run.warehouse.ensure_dataset()
+        try:
+            contract, header = steps.prepare_staging(run.ctx, run.platform)
+            numbered = _stage_file(store.hook, run, header, contract)
+        except DataError as exc:
+            raise AirflowFailException(str(exc)) from None
+        _replace_malformed(store.hook, run, numbered.malformed)
+        super().execute(context)
+        load = StagingLoad(
+            table=run.table_id("staging"), rows=numbered.rows, malformed=len(numbered.malformed)
+        )
+        return steps.staging_summary(run.ctx, load)
+
+
+def _stage_file(gcs: GCSHook, run: GcpRun, header: list[str], contract: Contract) -> NumberedCsv:
+    bucket, name = split_gs_uri(run.input_uri)
+    with tempfile.TemporaryDirectory(prefix="sf-load-") as tmp:
+        src, dst = os.path.join(tmp, "input.csv"), os.path.join(tmp, "numbered.csv")
+        gcs.download(bucket_name=bucket, object_name=name, filename=src)
+        with (
+            open(src, encoding="utf-8-sig", errors="replace", newline="") as fin,
+            open(dst, "w", encoding="utf-8", newline="") as fout,
+        ):
+            numbered = number_csv(
+                fin, fout, header=header, contract=contract, source_uri=run.input_uri
+            )
+        gcs.upload(
+            bucket_name=run.cfg.bucket,
+            object_name=run.staging_object,
+            filename=dst,
+            mime_type="text/csv",
+        )
+    return numbered
+
+
+def _replace_malformed(gcs: GCSHook, run: GcpRun, malformed: list[dict[str, Any]]) -> None:
+    wh = run.warehouse
+    table = run.table_id("staging_malformed")
+    if not malformed:
+        wh.run_statement(f"TRUNCATE TABLE `{table}`")
+        return
+    bucket, name = split_gs_uri(run.malformed_uri)
+    data = "".join(json.dumps(m) + "\n" for m in malformed)
+    gcs.upload(bucket_name=bucket, object_name=name, data=data, mime_type="application/json")
+    project, dataset, table_name = table.split(".")
+    wh.hook.insert_job(
+        configuration={
+            "load": {
+                "sourceUris": [run.malformed_uri],
+                "sourceFormat": "NEWLINE_DELIMITED_JSON",
+                "destinationTable": {
+                    "projectId": project,
+                    "datasetId": dataset,
+                    "tableId": table_name,
+                },
+                "schema": {"fields": MALFORMED_SCHEMA},
+                "writeDisposition": "WRITE_TRUNCATE",
+                "createDisposition": "CREATE_IF_NEEDED",
+            }
+        },
+        project_id=run.cfg.project,
+        location=run.cfg.bq_location,
+    )

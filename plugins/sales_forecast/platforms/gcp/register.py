@@ -1,0 +1,184 @@
+"""``register`` on GCP: the run's model promoted to a stable folder, uploaded as a new version.
+
+The decision (skip unless ``enable_deploy`` and the gate passed; which files and records) is the
+steps' shared :func:`~sales_forecast.steps.registration`; this module adds what only GCP does:
+the copy to ``gs://<bucket>/models/<model_name>/<run_key>/`` with a ``manifest.json`` of sha256
+sums (the serving app checks them), and the provider's ``UploadModelOperator``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.google.cloud.hooks.vertex_ai.model_service import ModelServiceHook
+from airflow.providers.google.cloud.operators.vertex_ai.model_service import UploadModelOperator
+
+from sales_forecast import steps
+from sales_forecast.config import Settings
+from sales_forecast.errors import ConfigError, SkipStep
+from sales_forecast.platforms.gcp.registry import find_production_model
+from sales_forecast.platforms.gcp.run import GcpRun, RunResolvingMixin
+from sales_forecast.platforms.gcp.storage import GcsStore, label_value, split_gs_prefix
+from sf_contract.files import MANIFEST_FILE, dumps
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = [
+    "RegisterModelOperator",
+    "model_labels",
+    "model_upload_body",
+    "promote",
+    "sha256_manifest",
+]
+
+log = logging.getLogger(__name__)
+
+
+def sha256_manifest(files: Mapping[str, bytes], **extra: Any) -> dict[str, Any]:
+    """``manifest.json`` of a promoted model folder: the sha256 of every file.
+
+    The serving app verifies these before it loads anything from ``AIP_STORAGE_URI``.
+    """
+    return {
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **extra,
+    }
+
+
+def model_labels(run: GcpRun, **extra: str) -> dict[str, str]:
+    return {
+        "app": "sales-forecast",
+        "sf_run": label_value(run.run_key),
+        "sf_dataset": label_value(run.contract.name),
+        **{k: label_value(v) for k, v in extra.items()},
+    }
+
+
+def model_upload_body(
+    run: GcpRun, *, gate: Mapping[str, Any] | None = None, metrics: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The Vertex AI ``Model`` to upload: the promoted folder served by the serving image.
+
+    ``artifact_uri`` is the promoted models folder (Vertex sets ``AIP_STORAGE_URI`` to a copy of
+    it), never the run-scoped folder, which may be pruned. No version alias here: ``deploy``
+    moves ``production`` once the version actually serves.
+    """
+    cfg = run.cfg
+    gate = gate or {}
+    description = f"run {run.run_id}, cutoff {run.cutoff_iso}, dataset {run.contract.name}"
+    if gate:
+        description += (
+            f"; gate {gate.get('metric')}: challenger={gate.get('challenger')} "
+            f"baseline={gate.get('baseline')} champion={gate.get('champion')}"
+        )
+    if metrics:
+        description += "; metrics " + json.dumps(metrics, sort_keys=True, default=str)
+    return {
+        "display_name": cfg.model_name,
+        "description": f"Daily sales forecaster ({run.contract.name} contract)",
+        "version_description": description[:4000],
+        "artifact_uri": run.promoted_dir,
+        "container_spec": {
+            "image_uri": cfg.serving_image,
+            "predict_route": cfg.predict_route,
+            "health_route": cfg.health_route,
+            "ports": [{"container_port": cfg.serving_port}],
+            "env": [{"name": "SF_MODEL_NAME", "value": cfg.model_name}],
+        },
+        "labels": model_labels(run),
+    }
+
+
+def _same_dir(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def promote(store: GcsStore, run: GcpRun) -> None:
+    """Copy the run's model folder to the promoted folder, then its manifest (last)."""
+    gcs = store.hook
+    src_bucket, src_prefix = split_gs_prefix(run.model_dir)
+    dst_bucket, dst_prefix = split_gs_prefix(run.promoted_dir)
+    names = [n for n in gcs.list(src_bucket, prefix=f"{src_prefix}/") if not n.endswith("/")]
+    if not names:
+        raise RuntimeError(f"no model files in {run.model_dir}")
+    files: dict[str, bytes] = {}
+    for name in names:
+        rel = name[len(src_prefix) + 1 :]
+        data = gcs.download(bucket_name=src_bucket, object_name=name)
+        gcs.upload(bucket_name=dst_bucket, object_name=f"{dst_prefix}/{rel}", data=data)
+        files[rel] = data
+    manifest = sha256_manifest(files, run_id=run.run_id, source=run.model_dir)
+    store.write_text(f"{run.promoted_dir}{MANIFEST_FILE}", dumps(manifest))
+    log.info("promoted %s files to %s", len(files), run.promoted_dir)
+
+
+class RegisterModelOperator(RunResolvingMixin, UploadModelOperator):
+    """Registers the run's model as a new version of the parent model, gated like locally.
+
+    Registering the same run twice returns the existing version.
+    """
+
+    def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(
+            project_id="{{ sf.cfg.project }}",
+            region="{{ sf.cfg.region }}",
+            model={},  # built from the run: see after_render / execute
+            gcp_conn_id=settings.gcp_conn_id,
+            **kwargs,
+        )
+        self.sf_settings = settings
+
+    def after_render(self, run: GcpRun) -> None:
+        self.model = model_upload_body(run)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        run: GcpRun = context["sf"]  # type: ignore[typeddict-item]
+        try:
+            reg = steps.registration(run.ctx, run.platform)
+            run.cfg.require("serving_image")
+        except SkipStep as exc:
+            raise AirflowSkipException(str(exc)) from None
+        except ConfigError as exc:
+            raise AirflowFailException(str(exc)) from None
+        store = run.platform.store
+        if not isinstance(store, GcsStore):  # only for the type checker
+            raise TypeError("the gcp platform's store is GCS")
+        promote(store, run)
+
+        hook = ModelServiceHook(gcp_conn_id=self.gcp_conn_id)
+        model_id, _ = find_production_model(
+            hook, run.cfg.project, run.cfg.region, run.cfg.model_name
+        )
+        if model_id:
+            for version in hook.list_model_versions(
+                project_id=run.cfg.project, region=run.cfg.region, model_id=model_id
+            ):
+                if _same_dir(version.artifact_uri, run.promoted_dir):
+                    log.info(
+                        "run %s is already registered as version %s", run.run_id, version.version_id
+                    )
+                    return self._result(run, version.name, str(version.version_id))
+        self.parent_model = model_id  # None: the first version creates the parent model
+        self.model = model_upload_body(run, gate=reg.gate, metrics=reg.metrics)
+        response = super().execute(context)
+        out = self._result(run, response["model"], str(response["model_version_id"]))
+        log.info("registered %s version %s at %s", out["model"], out["version"], out["uri"])
+        return out
+
+    @staticmethod
+    def _result(run: GcpRun, model: str, version: str) -> dict[str, Any]:
+        return {
+            "model": model.split("@")[0],
+            "model_id": model.split("@")[0].rpartition("/")[-1],
+            "version": version,
+            "uri": run.promoted_dir,
+        }

@@ -1,0 +1,43 @@
+"""The daily DAG's tasks for ``SF_PLATFORM=gcp``: the same ids, in the same order, as locally.
+
+| task id            | on GCP                                                            |
+|--------------------|-------------------------------------------------------------------|
+| load_to_staging    | ``GCSToBigQueryOperator`` (contract schema, WRITE_TRUNCATE)       |
+| validate           | the shared ``steps.validate`` on BigQuery (``PythonOperator``)    |
+| build_features     | the shared ``steps.build_features`` on BigQuery                   |
+| train              | ``CreateCustomJobOperator`` (trainer image), or Cloud Run         |
+| backtest_and_gate  | ``CreateCustomJobOperator`` (trainer image), or Cloud Run         |
+| forecast           | ``CreateCustomJobOperator`` (trainer image), or Cloud Run         |
+| register           | ``UploadModelOperator`` (serving image, promoted folder)          |
+| deploy             | ``DeployModelOperator`` (endpoint found or created)               |
+
+Every GCP value is read when the task runs (see ``Settings.gcp_*`` and docs/gcp.md); building
+the tasks reads nothing but the environment's ``SF_*`` variables.
+"""
+
+from __future__ import annotations
+
+from sales_forecast.config import Settings
+from sales_forecast.platforms.gcp.deploy import DeployToEndpointOperator
+from sales_forecast.platforms.gcp.load import GcsToStagingOperator
+from sales_forecast.platforms.gcp.register import RegisterModelOperator
+from sales_forecast.platforms.gcp.trainer_jobs import TrainerJobOperator
+from sales_forecast.tasks import DailyTasks, step_operator
+
+__all__ = ["gcp_daily_tasks"]
+
+
+def gcp_daily_tasks(settings: Settings) -> DailyTasks:
+    """The eight tasks on the Google provider's operators (call inside a ``with DAG``)."""
+    return DailyTasks(
+        load_to_staging=GcsToStagingOperator(task_id="load_to_staging", settings=settings),
+        validate=step_operator("validate"),
+        build_features=step_operator("build_features"),
+        train=TrainerJobOperator(task_id="train", settings=settings, step="train"),
+        backtest_and_gate=TrainerJobOperator(
+            task_id="backtest_and_gate", settings=settings, step="backtest_and_gate"
+        ),
+        forecast=TrainerJobOperator(task_id="forecast", settings=settings, step="forecast"),
+        register=RegisterModelOperator(task_id="register", settings=settings),
+        deploy=DeployToEndpointOperator(task_id="deploy", settings=settings),
+    )

@@ -1,0 +1,127 @@
+"""The daily DAG's eight tasks, built for the configured platform, and their trigger form.
+
+Same task ids, same params, same order on every platform; only the operators behind the ids
+change. Nothing here imports pandas, DuckDB, LightGBM or a cloud client at parse time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from sales_forecast.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
+
+__all__ = ["DailyTasks", "daily_tasks", "dag_params", "local_daily_tasks", "run_step"]
+
+
+class DailyTasks(NamedTuple):
+    """The daily DAG's tasks by id; every platform builder returns one of these."""
+
+    load_to_staging: BaseOperator
+    validate: BaseOperator
+    build_features: BaseOperator
+    train: BaseOperator
+    backtest_and_gate: BaseOperator
+    forecast: BaseOperator
+    register: BaseOperator
+    deploy: BaseOperator
+
+
+def dag_params(settings: Settings | None = None) -> dict[str, Any]:
+    """The Params shown in the trigger form."""
+    from airflow.sdk import Param
+
+    settings = settings or get_settings()
+    return {
+        "enable_deploy": Param(
+            False,
+            type="boolean",
+            title="Deploy if the gate passes",
+            description="Register the new model and deploy it to the endpoint, but only when it "
+            "beats the seasonal-naive baseline and the production model on the backtest.",
+        ),
+        "input_uri": Param(
+            settings.default_input_uri,
+            type="string",
+            minLength=1,
+            title="Input CSV",
+            description="Sales history CSV: a local path or a gs:// URI. Templates are rendered "
+            "with the run, e.g. gs://bucket/drops/{{ ds }}/sales.csv for a daily drop.",
+        ),
+        "future_uri": Param(
+            "",
+            type=["null", "string"],
+            title="Future covariates CSV (optional)",
+            description="Known-in-advance values (prices, promotions, holidays) for the forecast "
+            "days: the contract's columns minus the target. Without it, each known column is "
+            "filled by its contract rule (e.g. last price, no promotion), never left empty.",
+        ),
+        "dataset": Param(
+            settings.default_dataset,
+            type="string",
+            minLength=1,
+            title="Dataset contract",
+            description="retail, takeaway, or the path to a contract YAML/JSON file.",
+            examples=["retail", "takeaway"],
+        ),
+        "horizon": Param(
+            settings.default_horizon,
+            type="integer",
+            minimum=1,
+            maximum=366,
+            title="Horizon (days)",
+            description="How many days after the last day of data to forecast.",
+        ),
+        "cutoff_date": Param(
+            "",
+            type=["null", "string"],
+            title="Cutoff date (optional)",
+            description="Last day of data to use, YYYY-MM-DD. Empty: the day before the run's "
+            "logical date, so a backfill sees only its own past.",
+        ),
+    }
+
+
+def run_step(step: str, **context: Any) -> Any:
+    """Run one step of :mod:`sales_forecast.steps` inside an Airflow task (any platform)."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from sales_forecast.errors import ConfigError, DataError, SkipStep
+    from sales_forecast.platforms import open_run
+    from sales_forecast.steps import STEPS
+
+    settings = get_settings()
+    task = context["task"]
+    try:
+        ctx, platform = open_run(settings, context, task.render_template)
+        return STEPS[step](ctx, platform, settings)
+    except (DataError, ConfigError) as exc:
+        # A bad input or setting does not get better by retrying.
+        raise AirflowFailException(str(exc)) from None
+    except SkipStep as exc:
+        raise AirflowSkipException(str(exc)) from None
+
+
+def step_operator(step: str) -> BaseOperator:
+    """A task that runs ``steps.<step>`` as plain Python on the configured platform."""
+    from airflow.providers.standard.operators.python import PythonOperator
+
+    return PythonOperator(task_id=step, python_callable=run_step, op_kwargs={"step": step})
+
+
+def local_daily_tasks(settings: Settings) -> DailyTasks:
+    """Every step as plain Python: DuckDB, subprocess trainer jobs, the folder registry."""
+    return DailyTasks(*(step_operator(step) for step in DailyTasks._fields))
+
+
+def daily_tasks(settings: Settings | None = None) -> DailyTasks:
+    """The DAG's tasks for the configured platform (call inside a ``with DAG``)."""
+    settings = settings or get_settings()
+    if settings.platform == "gcp":
+        # Imported here: the provider (and the Vertex AI SDK under it) loads only on gcp.
+        from sales_forecast.platforms.gcp.tasks import gcp_daily_tasks
+
+        return gcp_daily_tasks(settings)
+    return local_daily_tasks(settings)

@@ -1,0 +1,141 @@
+"""The HTTP routes on an ``APIRouter``, and what they depend on.
+
+Paths come from the settings (Vertex AI renames the predict and health routes through
+``AIP_PREDICT_ROUTE`` / ``AIP_HEALTH_ROUTE``), so the router is built per app by
+:func:`build_router`. The store, settings and metrics are the app's (``app.state``), reached
+through ``Annotated[..., Depends()]`` parameters as in the FastAPI template.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MetricsDep", "SettingsDep", "StoreDep", "build_router"]
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from serving.config import Settings
+from serving.metrics import ServingMetrics
+from serving.model_store import ModelStore
+from serving.schemas import (
+    ErrorResponse,
+    LiveResponse,
+    PredictRequest,
+    PredictResponse,
+    ReadyResponse,
+)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The body is not UTF-8 JSON"},
+    413: {"model": ErrorResponse, "description": "Body larger than SF_SERVING_MAX_BODY_BYTES"},
+    422: {"model": ErrorResponse, "description": "A field is invalid; `detail` names it"},
+    503: {"model": ErrorResponse, "description": "No verified model is loaded"},
+}
+_NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": ReadyResponse, "description": "No verified model is loaded"}
+}
+_PREDICT_DESCRIPTION = (
+    "Each instance names a series by the model's key columns (none for a "
+    "single-series model) and may carry `horizon` (default and maximum: the trained "
+    "horizon), `future` covariates for its forecast days and `history` actuals newer "
+    "than the training data. `lower`/`upper` are the `parameters.level` interval "
+    "(default 80%); `parameters.levels` adds `intervals` per level."
+)
+
+
+# async: a plain function dependency would cost a worker-thread hop on every request.
+async def _store(request: Request) -> ModelStore:
+    store: ModelStore = request.app.state.store
+    return store
+
+
+async def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def _metrics(request: Request) -> ServingMetrics:
+    metrics: ServingMetrics = request.app.state.metrics
+    return metrics
+
+
+StoreDep = Annotated[ModelStore, Depends(_store)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+MetricsDep = Annotated[ServingMetrics, Depends(_metrics)]
+
+
+def live() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+def ready(store: StoreDep) -> JSONResponse:
+    status = store.status()
+    body = {
+        "status": "ready" if status["ready"] else "not_ready",
+        "reason": status["reason"],
+        "model": status["model"],
+        "last_error": status["last_error"],
+    }
+    return JSONResponse(status_code=200 if status["ready"] else 503, content=body)
+
+
+async def predict(
+    body: PredictRequest, store: StoreDep, settings: SettingsDep, metrics: MetricsDep
+) -> Response:
+    # Taken here, not in a dependency: a request that is invalid *and* finds no model is a
+    # 422 (the body is validated first), and this request keeps this model even if a swap
+    # happens now.
+    model = store.require()
+    content, stats = await run_in_threadpool(
+        model.predictor.predict, body, max_instances=settings.max_instances
+    )
+    metrics.request_done(len(body.instances), stats)
+    return Response(
+        content, media_type="application/json", headers={"X-Model-Version": model.version}
+    )
+
+
+def build_router(settings: Settings) -> APIRouter:
+    """The routes at the paths ``settings`` names."""
+    router = APIRouter()
+    router.add_api_route(
+        "/live", live, methods=["GET"], response_model=LiveResponse, summary="Liveness: up"
+    )
+    router.add_api_route(
+        "/ready",
+        ready,
+        methods=["GET"],
+        response_model=ReadyResponse,
+        responses=_NOT_READY,
+        summary="Readiness: a verified model is loaded",
+    )
+    if settings.health_route not in ("/live", "/ready"):
+        if settings.health_is_readiness:
+            router.add_api_route(
+                settings.health_route,
+                ready,
+                methods=["GET"],
+                response_model=ReadyResponse,
+                responses=_NOT_READY,
+                summary="Health (readiness: AIP_HEALTH_ROUTE is set)",
+            )
+        else:
+            router.add_api_route(
+                settings.health_route,
+                live,
+                methods=["GET"],
+                response_model=LiveResponse,
+                summary="Health (liveness; /ready for readiness)",
+            )
+    router.add_api_route(
+        settings.predict_route,
+        predict,
+        methods=["POST"],
+        response_model=PredictResponse,
+        responses=_ERRORS,
+        summary="Forecast the instances' series",
+        description=_PREDICT_DESCRIPTION,
+    )
+    return router

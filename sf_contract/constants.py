@@ -1,0 +1,55 @@
+"""Names and tokens the SQL, the trainer and the server must spell the same way."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BOOL_FALSE",
+    "BOOL_TRUE",
+    "COLUMN_TYPES",
+    "DATE_FORMAT",
+    "DATE_PATTERN",
+    "FILL_RULES",
+    "FLOAT_PATTERN",
+    "INT_PATTERN",
+    "KEY_SEPARATOR",
+    "METRICS",
+    "PANEL_COLUMNS",
+    "PRODUCTION_ALIAS",
+    "RESERVED_COLUMNS",
+    "ROLES",
+    "SINGLE_SERIES_ID",
+]
+
+# BigQuery's names; DuckDB gets them through sqlglot.
+COLUMN_TYPES: tuple[str, ...] = ("DATE", "STRING", "INT64", "FLOAT64", "BOOL")
+ROLES: tuple[str, ...] = ("date", "key", "target", "known", "observed", "static")
+# How a known-in-advance column is filled on days nobody supplied: the series' last value, zero,
+# false, true on Saturdays and Sundays, or a constant (``value:<x>``).
+FILL_RULES: tuple[str, ...] = ("last", "zero", "false", "weekend", "value:<x>")
+
+# Columns the pipeline adds to the contract's own; a contract may not use these names.
+PANEL_COLUMNS: tuple[str, ...] = ("series_id", "is_gap_filled")
+RESERVED_COLUMNS: frozenset[str] = frozenset(
+    {*PANEL_COLUMNS, "run_id", "model_version", "_source_row", "_source_file"}
+)
+
+# A series id is its key values joined by KEY_SEPARATOR; a dataset without keys is one series.
+SINGLE_SERIES_ID = "total"
+KEY_SEPARATOR = "|"
+
+# Text that reads as a BOOL, compared after trimming and lower-casing.
+BOOL_TRUE: tuple[str, ...] = ("true", "t", "1", "yes", "y")
+BOOL_FALSE: tuple[str, ...] = ("false", "f", "0", "no", "n")
+
+# Dates in files, params and requests: ISO calendar dates only (not 20240101, not 2024-W01-1).
+DATE_FORMAT = "YYYY-MM-DD"
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+# Numbers as text: what BigQuery's SAFE_CAST takes, and no more (DuckDB's TRY_CAST also takes
+# "1_000", and rounds "1.5" to the INT64 2). nan/inf are no numbers either.
+INT_PATTERN = r"^[+-]?[0-9]+$"
+FLOAT_PATTERN = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+# The registry alias of the version that serves (Vertex AI Model Registry and the local one).
+PRODUCTION_ALIAS = "production"
+# Error metrics the trainer reports and the gate can compare on; lower is better for each.
+METRICS: tuple[str, ...] = ("wape", "mae", "rmse", "mase")

@@ -1,0 +1,281 @@
+"""The dataset contract: what an input CSV holds, and every rule a contract must satisfy.
+
+One parser for the whole product: the Airflow side checks a contract with it before it loads a
+file, the trainer and the server check the resolved copy they receive with the same rules, so a
+contract the trainer would reject never gets as far as the warehouse.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sf_contract.constants import COLUMN_TYPES, RESERVED_COLUMNS, ROLES
+from sf_contract.scalars import ScalarError, parse_scalar
+
+__all__ = ["Column", "Contract", "ContractError", "by_role", "parse_contract"]
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_NUMERIC = ("FLOAT64", "INT64")
+# Roles whose columns describe a series or its days, so a missing value is allowed.
+_NULLABLE_ROLES = ("known", "observed", "static")
+_TOP_LEVEL = ("name", "description", "date_column", "target", "series_keys", "columns")
+
+
+class ContractError(ValueError):
+    """The contract itself is invalid (not the data it describes)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its warehouse type, its role and, for known columns, its fill rule."""
+
+    name: str
+    type: str
+    role: str
+    future_fill: str | None = None
+    nullable: bool = True
+
+    def fill_value(self) -> float | int | bool | object | None:
+        """The constant a ``zero``/``false``/``value:<x>`` rule fills with.
+
+        ``None`` for ``last`` and ``weekend``, whose values depend on the series or the day.
+        """
+        rule = self.future_fill or "last"
+        if rule in ("last", "weekend"):
+            return None
+        if rule == "zero":
+            return 0.0 if self.type in _NUMERIC else False
+        if rule == "false":
+            return False
+        return parse_scalar(rule.split(":", 1)[1], self.type)
+
+
+@dataclass(frozen=True)
+class Contract:
+    """Date column, target, series keys and every other column with its type and role."""
+
+    name: str
+    date_column: str
+    target: str
+    series_keys: tuple[str, ...]
+    columns: tuple[Column, ...]
+    description: str = ""
+    # Keys a contract file may carry beyond the schema (kept, and handed on, as they are).
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    source: str = field(default="", compare=False, repr=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<contract>") -> Contract:
+        return parse_contract(data, source)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise ContractError(f"contract {self.name!r} has no column {name!r}")
+
+    def by_role(self, *roles: str) -> list[Column]:
+        return [c for c in self.columns if c.role in roles]
+
+    @property
+    def known_columns(self) -> list[Column]:
+        return self.by_role("known")
+
+    @property
+    def observed_columns(self) -> list[Column]:
+        return self.by_role("observed")
+
+    @property
+    def static_columns(self) -> list[Column]:
+        return self.by_role("static")
+
+    @property
+    def covariates(self) -> list[Column]:
+        return self.by_role("known", "observed", "static")
+
+    def bigquery_schema_fields(self, all_strings: bool = False) -> list[dict[str, str]]:
+        """``schema_fields`` for a BigQuery load job.
+
+        Staging loads every column as STRING (``all_strings``) so that a malformed value becomes
+        a quarantine row with a reason instead of failing the whole load or, worse, being
+        dropped by ``max_bad_records``.
+        """
+        return [
+            {
+                "name": c.name,
+                "type": "STRING" if all_strings else c.type,
+                "mode": "NULLABLE" if (all_strings or c.nullable) else "REQUIRED",
+            }
+            for c in self.columns
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form handed to the trainer and stored with every model (round-trips)."""
+        columns = []
+        for c in self.columns:
+            item: dict[str, Any] = {"name": c.name, "type": c.type, "role": c.role}
+            if c.future_fill is not None:
+                item["future_fill"] = c.future_fill
+            if c.nullable != (c.role in _NULLABLE_ROLES):
+                item["nullable"] = c.nullable
+            columns.append(item)
+        out: dict[str, Any] = {
+            **self.extra,
+            "name": self.name,
+            "date_column": self.date_column,
+            "target": self.target,
+            "series_keys": list(self.series_keys),
+            "columns": columns,
+        }
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+def _fill_rule(raw: object, name: str, ctype: str, role: str, source: str) -> str | None:
+    if raw is None:
+        # Known columns without a rule carry the series' last value forward: the least
+        # surprising choice for prices and flags that rarely change.
+        return "last" if role == "known" else None
+    if role != "known":
+        raise ContractError(f"{source}: future_fill only applies to known columns ({name!r})")
+    # YAML reads an unquoted `false` as a boolean.
+    text = "false" if raw is False else str(raw)
+    # The rule's name is case-insensitive; a value:<x> constant is kept as written.
+    rule = f"value:{text[6:]}" if text.lower().startswith("value:") else text.lower()
+    if rule == "last":
+        return rule
+    if rule == "zero":
+        if ctype not in (*_NUMERIC, "BOOL"):
+            raise ContractError(
+                f"{source}: column {name!r}: future_fill 'zero' needs a numeric or BOOL column"
+            )
+        return rule
+    if rule in ("false", "weekend"):
+        if ctype != "BOOL":
+            what = "false" if rule == "false" else "weekend (Saturday or Sunday)"
+            raise ContractError(
+                f"{source}: column {name!r}: future_fill {what} needs a BOOL column"
+            )
+        return rule
+    if rule.startswith("value:"):
+        try:
+            parse_scalar(rule.split(":", 1)[1], ctype)
+        except ScalarError as exc:
+            raise ContractError(
+                f"{source}: column {name!r}: future_fill {rule!r} is not a {ctype} value ({exc})"
+            ) from None
+        return rule
+    raise ContractError(
+        f"{source}: column {name!r} has future_fill {text!r}; "
+        "use last, zero, false, weekend or value:<x>"
+    )
+
+
+def _parse_column(
+    raw: object, *, date_column: str, target: str, keys: tuple[str, ...], source: str
+) -> Column:
+    if not isinstance(raw, Mapping) or "name" not in raw:
+        raise ContractError(f"{source}: every column needs at least a name, got {raw!r}")
+    name = str(raw["name"])
+    if not _NAME_RE.match(name):
+        raise ContractError(f"{source}: column name {name!r} is not a valid SQL identifier")
+    # Warehouse column names are case-insensitive: Series_ID is series_id.
+    if name.lower() in RESERVED_COLUMNS:
+        raise ContractError(f"{source}: column name {name!r} is reserved by the pipeline")
+    ctype = str(raw.get("type", "")).upper()
+    if ctype not in COLUMN_TYPES:
+        raise ContractError(
+            f"{source}: column {name!r} has type {ctype!r}; use one of {COLUMN_TYPES}"
+        )
+    role_raw = raw.get("role")
+    if role_raw is None:
+        # The top-level fields already say which columns are the date, the target and the keys.
+        role_raw = {date_column: "date", target: "target"}.get(name)
+        if role_raw is None and name in keys:
+            role_raw = "key"
+    role = str(role_raw or "")
+    if role not in ROLES:
+        raise ContractError(f"{source}: column {name!r} has role {role!r}; use one of {ROLES}")
+    fill = _fill_rule(raw.get("future_fill"), name, ctype, role, source)
+    nullable_raw = raw.get("nullable", role in _NULLABLE_ROLES)
+    if not isinstance(nullable_raw, bool):
+        raise ContractError(f"{source}: column {name!r}: nullable must be true or false")
+    if role in ("date", "key", "target") and nullable_raw:
+        raise ContractError(f"{source}: {role} column {name!r} cannot be nullable")
+    return Column(name=name, type=ctype, role=role, future_fill=fill, nullable=nullable_raw)
+
+
+def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contract:
+    """Check a contract mapping (from YAML or JSON) against every rule; return a Contract."""
+    if not isinstance(data, Mapping):
+        raise ContractError(f"{source}: a contract is a mapping, got {type(data).__name__}")
+    for key in ("name", "date_column", "target", "columns"):
+        if key not in data:
+            raise ContractError(f"{source}: missing required key {key!r}")
+    name = data["name"]
+    if not isinstance(name, str) or not name.strip():
+        raise ContractError(f"{source}: name must be a non-empty string, got {name!r}")
+    raw_columns = data["columns"]
+    if not isinstance(raw_columns, list) or not raw_columns:
+        raise ContractError(f"{source}: columns must be a non-empty list")
+    raw_keys = data.get("series_keys") or []
+    if not isinstance(raw_keys, list):
+        raise ContractError(f"{source}: series_keys must be a list of column names")
+    keys = tuple(str(k) for k in raw_keys)
+    date_column, target = str(data["date_column"]), str(data["target"])
+    columns = tuple(
+        _parse_column(c, date_column=date_column, target=target, keys=keys, source=source)
+        for c in raw_columns
+    )
+    # Case-insensitive, as in BigQuery and DuckDB: Price and price cannot share a table.
+    lowered = [c.name.lower() for c in columns]
+    dupes = sorted({c.name for c in columns if lowered.count(c.name.lower()) > 1})
+    if dupes:
+        raise ContractError(f"{source}: duplicate column names {dupes}")
+    by_name = {c.name: c for c in columns}
+
+    def expect(column: str, role: str) -> Column:
+        col = by_name.get(column)
+        if col is None:
+            raise ContractError(f"{source}: {role} column {column!r} is not among the columns")
+        if col.role != role:
+            raise ContractError(f"{source}: column {column!r} must have role {role!r}")
+        return col
+
+    if expect(date_column, "date").type != "DATE":
+        raise ContractError(f"{source}: the date column must have type DATE")
+    if expect(target, "target").type not in _NUMERIC:
+        raise ContractError(f"{source}: the target must be FLOAT64 or INT64")
+    for k in keys:
+        expect(k, "key")
+    if len(set(keys)) != len(keys):
+        raise ContractError(f"{source}: series_keys lists a column twice")
+    if len(by_role(columns, "date")) != 1:
+        raise ContractError(f"{source}: exactly one column must have role 'date'")
+    if len(by_role(columns, "target")) != 1:
+        raise ContractError(f"{source}: exactly one column must have role 'target'")
+    extra_keys = [c.name for c in columns if c.role == "key" and c.name not in keys]
+    if extra_keys:
+        raise ContractError(f"{source}: key columns {extra_keys} are not listed in series_keys")
+    return Contract(
+        name=name.strip(),
+        date_column=date_column,
+        target=target,
+        series_keys=keys,
+        columns=columns,
+        description=str(data.get("description") or ""),
+        extra={k: v for k, v in data.items() if k not in _TOP_LEVEL},
+        source=source,
+    )
+
+
+def by_role(columns: tuple[Column, ...], role: str) -> list[Column]:
+    return [c for c in columns if c.role == role]

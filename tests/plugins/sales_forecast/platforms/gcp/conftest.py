@@ -1,0 +1,149 @@
+"""The gcp DAG parsed as the dag-processor does, and the Google APIs mocked at their hooks.
+
+GCS is an in-memory :class:`~tests._support.gcp.FakeGCS`; BigQuery records the jobs it is sent
+and answers queries from a function; Vertex AI hooks are ``MagicMock``s. (BigQuery and GCS run
+for real against emulators in tests/gcp.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from tests._support.gcp import PARENT, FakeGCS, load_gcp_dag, set_variables
+
+GCP = "sales_forecast.platforms.gcp"
+# Where each module looks its hook up (names bound at import, so patched where used).
+MODEL_HOOKS = (
+    f"{GCP}.registry.ModelServiceHook",
+    f"{GCP}.register.ModelServiceHook",
+    f"{GCP}.deploy.ModelServiceHook",
+    "airflow.providers.google.cloud.operators.vertex_ai.model_service.ModelServiceHook",
+)
+ENDPOINT_HOOKS = (
+    f"{GCP}.deploy.EndpointServiceHook",
+    "airflow.providers.google.cloud.operators.vertex_ai.endpoint_service.EndpointServiceHook",
+)
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """No cached gcp settings leak into the next test (the tasks read them when they run)."""
+    from sales_forecast import config
+
+    config.get_settings.cache_clear()
+    yield
+    config.get_settings.cache_clear()
+
+
+@pytest.fixture
+def dag(monkeypatch: pytest.MonkeyPatch) -> Any:
+    set_variables(monkeypatch)
+    return load_gcp_dag(monkeypatch)
+
+
+@pytest.fixture
+def gcs() -> Iterator[FakeGCS]:
+    fake = FakeGCS()
+    with mock.patch(f"{GCP}.storage.GCSHook", return_value=fake):
+        yield fake
+
+
+class FakeBigQuery:
+    """The BigQueryHook calls the warehouse makes: jobs are recorded, queries answered.
+
+    ``answer(sql, params)`` returns the rows of a query (``params``: name -> value as sent).
+    """
+
+    def __init__(self) -> None:
+        self.jobs: list[dict[str, Any]] = []  # insert_job kwargs, in order
+        self.queries: list[tuple[str, dict[str, Any]]] = []
+        self.answer: Callable[[str, dict[str, Any]], list[dict[str, Any]]] = lambda sql, p: []
+        self.datasets: list[dict[str, Any]] = []
+        self.created: list[dict[str, Any]] = []  # BigQueryHook(...) kwargs
+
+    def insert_job(self, **kwargs: Any) -> None:
+        self.jobs.append(kwargs)
+
+    def create_empty_dataset(self, **kwargs: Any) -> None:
+        self.datasets.append(kwargs)
+
+    @property
+    def statements(self) -> list[str]:
+        return [
+            j["configuration"]["query"]["query"] for j in self.jobs if "query" in j["configuration"]
+        ]
+
+    def get_client(self, project_id: str, location: str) -> Any:
+        def query(sql: str, job_config: Any) -> Any:
+            params = {p.name: p.value for p in job_config.query_parameters}
+            self.queries.append((sql, params))
+            rows = self.answer(sql, params)
+            return SimpleNamespace(result=lambda: [SimpleNamespace(items=r.items) for r in rows])
+
+        return SimpleNamespace(query=query, project=project_id, location=location)
+
+
+@pytest.fixture
+def bq() -> Iterator[FakeBigQuery]:
+    fake = FakeBigQuery()
+
+    def hook(**kwargs: Any) -> FakeBigQuery:
+        fake.created.append(kwargs)
+        return fake
+
+    with mock.patch(f"{GCP}.warehouse.BigQueryHook", side_effect=hook):
+        yield fake
+
+
+@pytest.fixture
+def models() -> Iterator[mock.MagicMock]:
+    """ModelServiceHook with a parent model 777 whose `production` version is 3 (another run)."""
+    hook = mock.MagicMock()
+    hook.list_models.return_value = [SimpleNamespace(name=f"{PARENT}/models/777", create_time="1")]
+    hook.get_model.return_value = SimpleNamespace(
+        name=f"{PARENT}/models/777@3",
+        version_id="3",
+        artifact_uri="gs://acme-sf/models/sales_forecast/older_run/",
+        version_aliases=["production"],
+    )
+    hook.list_model_versions.return_value = []
+    with patch_all(MODEL_HOOKS, hook):
+        yield hook
+
+
+@pytest.fixture
+def endpoints() -> Iterator[mock.MagicMock]:
+    from google.cloud import aiplatform_v1
+
+    hook = mock.MagicMock()
+    hook.wait_for_operation.return_value = aiplatform_v1.DeployModelResponse(
+        deployed_model=aiplatform_v1.DeployedModel(id="new1")
+    )
+    hook.extract_deployed_model_id.return_value = "new1"
+    with patch_all(ENDPOINT_HOOKS, hook):
+        yield hook
+
+
+@pytest.fixture
+def vertex_jobs() -> Iterator[mock.MagicMock]:
+    hook = mock.MagicMock()
+    hook.create_custom_job.return_value = SimpleNamespace(name=f"{PARENT}/customJobs/42")
+    hook.extract_custom_job_id.return_value = "42"
+    with mock.patch(
+        "airflow.providers.google.cloud.operators.vertex_ai.custom_job.CustomJobHook",
+        return_value=hook,
+    ):
+        yield hook
+
+
+def patch_all(targets: tuple[str, ...], hook: Any) -> contextlib.ExitStack:
+    stack = contextlib.ExitStack()
+    for target in targets:
+        stack.enter_context(mock.patch(target, return_value=hook))
+    return stack

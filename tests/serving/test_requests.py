@@ -1,0 +1,93 @@
+"""Instances checked against a model's contract: keys, horizon, row columns, values and days."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from serving.errors import RequestError
+from serving.requests import InstanceParser, parse_value
+from serving.schemas import Instance
+from sf_contract.schema import parse_contract
+
+CONTRACT = parse_contract(
+    {
+        "name": "ints",
+        "date_column": "day",
+        "target": "units",
+        "series_keys": ["store"],
+        "columns": [
+            {"name": "day", "type": "DATE", "role": "date"},
+            {"name": "store", "type": "INT64", "role": "key"},
+            {"name": "units", "type": "FLOAT64", "role": "target"},
+            {"name": "promo", "type": "BOOL", "role": "known", "future_fill": "false"},
+            {"name": "temp", "type": "FLOAT64", "role": "observed"},
+        ],
+    }
+)
+LAST = dt.date(2024, 6, 30)
+
+
+def _parser() -> InstanceParser:
+    return InstanceParser(CONTRACT, [{"store": 7}, {"store": 8}], [LAST, LAST], max_horizon=3)
+
+
+def _parse(instance: dict[str, Any]) -> Any:
+    return _parser().parse(0, Instance.model_validate(instance))
+
+
+@pytest.mark.parametrize("key", [7, "7"])
+def test_a_key_as_number_or_text_names_the_same_series(key: Any) -> None:
+    parsed = _parse({"store": key})
+    assert (parsed.series, parsed.horizon, parsed.plain) == (0, 3, True)
+
+
+@pytest.mark.parametrize("text", ["20240701", "2024-W27-1", " 2024-07-01", "2024-07-01\n"])
+def test_dates_are_strictly_yyyy_mm_dd(text: str) -> None:
+    with pytest.raises(RequestError) as err:
+        parse_value("f", "DATE", text)
+    assert "expected a date as YYYY-MM-DD" in err.value.message
+
+
+def test_an_impossible_date_is_named_as_such() -> None:
+    with pytest.raises(RequestError) as err:
+        parse_value("f", "DATE", "2024-02-30")
+    assert err.value.message == "not a valid date: '2024-02-30'"
+    assert parse_value("f", "DATE", "2024-02-29") == dt.date(2024, 2, 29)
+
+
+@pytest.mark.parametrize(
+    ("ctype", "value", "words"),
+    [
+        ("BOOL", "true", "true or false"),  # JSON booleans, not the CSV text tokens
+        ("BOOL", 1, "true or false"),
+        ("INT64", 2.5, "expected an integer"),
+        ("FLOAT64", "1.5", "expected a number"),
+        ("FLOAT64", True, "expected a number"),
+        ("STRING", 3, "expected a string"),
+    ],
+)
+def test_values_keep_their_json_type(ctype: str, value: Any, words: str) -> None:
+    with pytest.raises(RequestError) as err:
+        parse_value("f", ctype, value)
+    assert words in err.value.message
+
+
+def test_rows_keep_model_inputs_and_history_newer_than_the_model() -> None:
+    parsed = _parse(
+        {
+            "store": 8,
+            "history": [
+                {"day": "2024-06-30", "units": 1.0},
+                {"day": "2024-07-01", "units": 2, "temp": 20.5},
+            ],
+            "future": [{"day": "2024-07-02", "promo": True, "temp": None}],
+        }
+    )
+    assert parsed.series == 1 and not parsed.plain
+    # The day the model already has is dropped; the observed-only column is no model input.
+    assert parsed.history == [{"day": dt.date(2024, 7, 1), "units": 2.0}]
+    # The forecast days start after the newest actual.
+    assert parsed.future == [{"day": dt.date(2024, 7, 2), "promo": True}]

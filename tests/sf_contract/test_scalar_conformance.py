@@ -1,0 +1,75 @@
+"""The text-to-value rule is written twice: validate.sql types staged text in the warehouse,
+``sf_contract.scalars.parse_scalar`` types future files, fill constants and request values.
+
+Each sample text goes through validate.sql on DuckDB (the statements BigQuery runs, transpiled)
+and through parse_scalar; both must agree on whether it is valid and, if so, on its value.
+"""
+
+import datetime as dt
+
+import pytest
+from sales_forecast.platforms.local import DuckDBWarehouse
+
+from sf_contract.constants import BOOL_FALSE, BOOL_TRUE
+from sf_contract.scalars import ScalarError, parse_scalar
+from sf_contract.schema import parse_contract
+
+SAMPLES = {
+    "FLOAT64": [
+        "1.5", " -2 ", "1e3", "+.5", "3.", "2.5E-2", "0", "-0.0", "abc", "nan", "NaN", "-inf",
+        "Infinity", "1e999", "1_000", "1,5", "0x10", "٣", "1.5.1", "--1",
+    ],
+    "INT64": [
+        "7", "-7", "+0012", " 3 ", "0", "1.5", "1e3", "1_000", "٣", "abc", "--1", "0x1F",
+        "9223372036854775807", "-9223372036854775808", "9223372036854775808", "9" * 30,
+    ],
+    "BOOL": [*BOOL_TRUE, *BOOL_FALSE, "TRUE", " Yes ", "N", "maybe", "2", "on", "off", "tru"],
+    "DATE": [
+        "2024-01-01", " 2024-02-29 ", "20240101", "2024-W01-1", "2024-1-1", "2024-02-30",
+        "2023-02-29", "2024-13-01", "01/04/2024", "2024-01-01T00:00", "２０２４-01-01",
+    ],
+}  # fmt: skip
+CASES = [(ctype, text) for ctype, texts in SAMPLES.items() for text in texts]
+COLUMN = {"FLOAT64": "f", "INT64": "i", "BOOL": "b", "DATE": "d"}
+
+
+@pytest.fixture(scope="module")
+def typed(tmp_path_factory) -> dict[tuple[str, str], object]:
+    """(type, text) -> what validate.sql made of the text (None: not a valid value)."""
+    contract = parse_contract(
+        {
+            "name": "scalars",
+            "date_column": "date",
+            "target": "sales",
+            "columns": [
+                {"name": "date", "type": "DATE"},
+                {"name": "sales", "type": "FLOAT64"},
+                *({"name": c, "type": t, "role": "observed"} for t, c in COLUMN.items()),
+            ],
+        }
+    )
+    tmp = tmp_path_factory.mktemp("scalars")
+    lines = [",".join(contract.column_names)]
+    day = dt.date(2024, 1, 1)
+    for n, (ctype, text) in enumerate(CASES):
+        values = {c: "" for c in COLUMN.values()}
+        values[COLUMN[ctype]] = '"' + text.replace('"', '""') + '"'
+        date = day + dt.timedelta(days=n)
+        lines.append(",".join([str(date), "1", *values.values()]))
+    path = tmp / "samples.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    wh = DuckDBWarehouse(tmp / "w.duckdb", "sf")
+    wh.load_csv_to_staging(str(path), contract.column_names, contract)
+    wh.run_script("validate", contract)
+    rows = wh.query(f"SELECT * FROM {wh.tables.staging_checked} ORDER BY _source_row")
+    assert len(rows) == len(CASES)
+    return {case: row[COLUMN[case[0]]] for case, row in zip(CASES, rows, strict=True)}
+
+
+@pytest.mark.parametrize(("ctype", "text"), CASES, ids=[f"{t}:{x!r}" for t, x in CASES])
+def test_sql_and_parse_scalar_agree(typed, ctype, text):
+    try:
+        expected = parse_scalar(text, ctype)
+    except ScalarError:
+        expected = None
+    assert typed[(ctype, text)] == expected
