@@ -4,7 +4,8 @@
 Loads the day's sales CSV into a staging table, validates it (bad rows go to `rejected_rows`
 with a reason), builds `daily_sales_features` with SQL, trains a LightGBM forecaster, backtests it
 against a seasonal-naive baseline and the production model, and writes the next `horizon` days of
-every series to `daily_sales_forecasts`.
+every series to `daily_sales_forecasts`. Only then do the file's accepted rows join
+`sales_history` (`merge_history`): a run that fails leaves history as it was.
 
 With **`enable_deploy`** on and the quality gate passed, the model is registered and deployed
 (`register` and `deploy` are *skipped*, not failed, otherwise).
@@ -46,6 +47,7 @@ with DAG(
         >> t.train
         >> t.backtest_and_gate
         >> t.forecast
+        >> t.merge_history
         >> t.register
         >> t.deploy
     )

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
         2.0, ge=0, validation_alias=_env("SF_SERVING_POLL_S", "poll_interval_s")
     )
 
+    # A model whose training data ends more than this many days before today (UTC) is reported
+    # `stale` by /ready (and logged once); it keeps serving. The Airflow side flags a stale
+    # production model with the same variable and default.
+    max_model_age_days: int = Field(
+        14, ge=1, validation_alias=_env("SF_MAX_MODEL_AGE_DAYS", "max_model_age_days")
+    )
+
     # ---- storage mode
     # The version reported for an AIP_STORAGE_URI model; unset -> a digest of its manifest.
     model_version: str | None = Field(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["IntegrityError", "ModelNotReady", "RequestError"]
+__all__ = ["IntegrityError", "ModelNotReady", "RegistryFormatError", "RequestError"]
 
 
 class RequestError(Exception):
@@ -20,6 +20,15 @@ class RequestError(Exception):
 
 class ModelNotReady(Exception):
     """No verified model is loaded (yet): answered with 503 and the reason."""
+
+
+class RegistryFormatError(ModelNotReady):
+    """The registry index exists but cannot be read or is not shaped as its format says.
+
+    Unlike a registry that is missing or an alias not set yet (the normal state before the
+    first promotion), this is a fault someone has to fix: ``/ready`` reports it in
+    ``last_error``.
+    """
 
 
 class IntegrityError(Exception):

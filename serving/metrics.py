@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = ["LATENCY_BUCKETS", "ServingMetrics"]
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -33,6 +34,13 @@ class ServingMetrics:
         )
         self.model_loaded = Gauge(
             "sales_forecast_model_loaded", "1 when a verified model is loaded", registry=registry
+        )
+        # A timestamp, not an age: `time() - sales_forecast_model_train_end_timestamp_seconds`
+        # ages by itself in an alert rule, with no scrape-time work here.
+        self.model_train_end = Gauge(
+            "sales_forecast_model_train_end_timestamp_seconds",
+            "Start (UTC) of the last day of data the served model was trained on",
+            registry=registry,
         )
         self.model_swaps = Counter(
             "sales_forecast_model_swaps",
@@ -68,6 +76,9 @@ class ServingMetrics:
         self.model_info.clear()
         self.model_info.labels(model=model_name, version=model.version, mode=mode).set(1)
         self.model_loaded.set(1)
+        if model.train_end is not None:
+            start = dt.datetime.combine(model.train_end, dt.time(), tzinfo=dt.UTC)
+            self.model_train_end.set(start.timestamp())
         self.model_swaps.inc()
 
     def load_failed(self, reason: str) -> None:

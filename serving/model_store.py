@@ -29,6 +29,7 @@ __all__ = [
     "ModelRecord",
     "ModelStore",
     "copy_and_hash",
+    "freshness",
     "read_registry",
     "verify_files",
 ]
@@ -43,15 +44,24 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from serving.config import Settings
-from serving.errors import IntegrityError, ModelNotReady
+from serving.errors import IntegrityError, ModelNotReady, RegistryFormatError
 from serving.metrics import ServingMetrics
 from serving.predictor import Predictor
-from sf_contract.files import MANIFEST_FILE, FileFormatError, parse_manifest, parse_registry
+from sf_contract.files import (
+    MANIFEST_FILE,
+    METADATA_FILE,
+    FileFormatError,
+    parse_manifest,
+    parse_metadata,
+    parse_registry,
+)
+from sf_contract.scalars import ScalarError, parse_date
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +78,29 @@ class ModelRecord:
     expected: dict[str, str] | None  # None: no record (storage mode without a manifest)
     source: str
     run_id: str | None = None
+    # The registry's copy of the training window's end (metadata.json in the folder wins).
+    train_end: str | None = None
+
+
+def _utc_today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def freshness(train_end: dt.date | None, today: dt.date, max_age_days: int) -> dict[str, Any]:
+    """How old a model is: days from its last training day to ``today``; stale beyond the max.
+
+    ``age_days`` counts whole days (trained up to yesterday: 1). Stale is ``age > max``, the
+    same comparison the Airflow side makes against a run's cut-off.
+    """
+    if train_end is None:
+        return {"train_end": None, "age_days": None, "max_age_days": max_age_days, "stale": None}
+    age = (today - train_end).days
+    return {
+        "train_end": train_end.isoformat(),
+        "age_days": age,
+        "max_age_days": max_age_days,
+        "stale": age > max_age_days,
+    }
 
 
 @dataclass(frozen=True)
@@ -81,8 +114,13 @@ class LoadedModel:
     verified: bool
     loaded_at: str
     load_seconds: float
+    train_end: dt.date | None = None
+    # Where train_end came from: "metadata.json", "registry" or "model" (its series' last day).
+    train_end_source: str | None = None
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, fresh: Mapping[str, Any]) -> dict[str, Any]:
+        """What /ready reports; ``fresh`` is :func:`freshness` for today (computed by the
+        caller: a model ages while it serves)."""
         return {
             "version": self.version,
             "uri": self.record.uri,
@@ -92,6 +130,8 @@ class LoadedModel:
             "loaded_at": self.loaded_at,
             "load_seconds": round(self.load_seconds, 3),
             **self.predictor.describe(),
+            **fresh,
+            "train_end_source": self.train_end_source,
         }
 
 
@@ -142,34 +182,80 @@ def verify_files(expected: dict[str, str], actual: dict[str, str], label: str) -
 def read_registry(path: Path, alias: str) -> ModelRecord:
     """The version ``alias`` points at in a local registry index.
 
-    Raises ``ModelNotReady`` when there is no index or no version holds the alias yet.
+    Raises ``ModelNotReady`` when there is no index or no version holds the alias yet, and
+    its subclass ``RegistryFormatError`` when the index cannot be read or is wrongly shaped
+    (never a bare ``KeyError`` / ``AttributeError``: the caller must stay up).
     """
+    where = f"model registry {path}"
     try:
-        index = parse_registry(path.read_bytes(), f"model registry {path}")
+        index = parse_registry(path.read_bytes(), where)
     except FileNotFoundError:
         raise ModelNotReady(f"no model registry at {path} (run `make demo` first)") from None
+    except OSError as exc:
+        raise RegistryFormatError(f"cannot read {where}: {exc}") from None
     except FileFormatError as exc:
-        raise ModelNotReady(str(exc)) from None
+        raise RegistryFormatError(str(exc)) from None
     version = index["aliases"].get(alias)
     if version is None:
         raise ModelNotReady(f"no version of {index['model']!r} holds alias {alias!r} in {path}")
-    for entry in index["versions"]:
+    if not isinstance(version, str | int) or isinstance(version, bool):
+        raise RegistryFormatError(f"{where}: alias {alias!r} must name a version, not {version!r}")
+    for i, entry in enumerate(index["versions"]):
         if str(entry["version"]) == str(version):
-            return ModelRecord(
-                version=str(version),
-                uri=str(entry["uri"]),
-                # Registered versions always carry sums; an empty record cannot be verified.
-                expected=dict(entry.get("files") or {}),
-                source=f"registry {path} alias {alias}",
-                run_id=entry["run_id"],
-            )
+            return _record(entry, f"{where}: versions[{i}] (version {version})", path, alias)
     raise ModelNotReady(f"alias {alias!r} points at version {version}, which {path} does not list")
+
+
+def _record(entry: Mapping[str, Any], where: str, path: Path, alias: str) -> ModelRecord:
+    # parse_registry checks that the fields exist, not their types; what is used here must be
+    # of the right type, or loading fails far from the cause.
+    uri = entry["uri"]
+    if not isinstance(uri, str) or not uri.strip():
+        raise RegistryFormatError(f"{where}: uri must be a folder path, not {uri!r}")
+    files = entry.get("files") or {}
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+    ):
+        raise RegistryFormatError(f'{where}: files must be {{"path": "<sha256>", ...}}')
+    run_id = entry["run_id"]
+    window = entry.get("training_window")
+    train_end = window.get("train_end") if isinstance(window, dict) else None
+    return ModelRecord(
+        version=str(entry["version"]),
+        uri=uri,
+        # Registered versions always carry sums; an empty record cannot be verified.
+        expected=dict(files),
+        source=f"registry {path} alias {alias}",
+        run_id=None if run_id is None else str(run_id),
+        train_end=train_end if isinstance(train_end, str) else None,
+    )
+
+
+def _train_end(folder: str, record: ModelRecord, label: str) -> tuple[dt.date | None, str | None]:
+    """The model's last training day from its metadata.json (verified with the other files),
+    else from the registry's training_window; ``(None, None)`` when neither says."""
+    candidates: list[tuple[object, str]] = []
+    meta = Path(folder, METADATA_FILE)
+    if meta.is_file():
+        try:
+            doc = parse_metadata(meta.read_bytes(), f"{label} {METADATA_FILE}")
+            candidates.append((doc["train_end"], METADATA_FILE))
+        except FileFormatError as exc:
+            log.warning("%s; using another source for the training end", exc)
+    if record.train_end is not None:
+        candidates.append((record.train_end, "registry"))
+    for value, source in candidates:
+        try:
+            return parse_date(str(value)), source
+        except ScalarError as exc:
+            log.warning("%s: train_end from %s: %s", label, source, exc)
+    return None, None
 
 
 def _stat_stamp(path: Path) -> tuple[int, int, int] | None:
     try:
         st = path.stat()
-    except FileNotFoundError:
+    except OSError:  # missing or unreadable: read_registry says which
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
@@ -186,6 +272,9 @@ class ModelStore:
         self._refused: ModelRecord | None = None
         self.last_error: str | None = None
         self.not_ready_reason: str = "the model is loading"
+        # The loaded model whose staleness was logged (once per load, not once per /ready).
+        self._stale_logged: LoadedModel | None = None
+        self._stale_lock = threading.Lock()
 
     # ------------------------------------------------------------------ reading
 
@@ -204,10 +293,17 @@ class ModelStore:
 
     def load_initial(self) -> None:
         """Load the first model; never raises (a failure leaves the app up but not ready)."""
-        if self.settings.mode == "storage":
-            self._load_storage()
-        else:
-            self.refresh(force=True)
+        try:
+            if self.settings.mode == "storage":
+                self._load_storage()
+            else:
+                self.refresh(force=True)
+        except Exception as exc:  # raising here would fail the app's startup: a crash loop
+            log.exception("loading the first model failed")
+            message = f"cannot load a model: {type(exc).__name__}: {exc}"
+            self.last_error = message
+            if self._current is None:
+                self.not_ready_reason = message
 
     def _load_storage(self) -> None:
         uri = str(self.settings.storage_uri)
@@ -240,12 +336,11 @@ class ModelStore:
             try:
                 record = read_registry(path, self.settings.alias)
             except ModelNotReady as exc:
-                if self._current is None:
-                    self.not_ready_reason = str(exc)
-                else:
-                    log.warning("%s; still serving version %s", exc, self._current.version)
+                self._registry_unreadable(exc)
                 return False
             if self._current is not None and self._current.record == record:
+                # The alias points at what serves: an earlier registry fault or refusal is over.
+                self.last_error = None
                 return False
             if record == self._refused:
                 return False  # refused already; retried when the registry changes again
@@ -259,6 +354,21 @@ class ModelStore:
                 return False
             self._swap(loaded)
             return True
+
+    def _registry_unreadable(self, exc: ModelNotReady) -> None:
+        # Read once per change of the file (the stat stamp), so this logs once per change.
+        if self._current is None:
+            self.not_ready_reason = str(exc)
+            # No registry or no alias yet is the normal state before the first promotion (and
+            # ends an earlier fault); a wrongly shaped one is a fault to report.
+            if isinstance(exc, RegistryFormatError):
+                self.last_error = str(exc)
+                log.error("%s", exc)
+            else:
+                self.last_error = None
+            return
+        self.last_error = f"{exc}; still serving version {self._current.version}"
+        log.warning("%s", self.last_error)
 
     def _load(self, record: ModelRecord) -> LoadedModel:
         from trainer.model import Forecaster
@@ -276,6 +386,7 @@ class ModelStore:
             if expected is not None:
                 verify_files(expected, actual, label)
             forecaster = Forecaster.load(tmp)
+            train_end, train_end_source = _train_end(tmp, record, label)
         version = (
             record.version
             or "sha256:"
@@ -286,9 +397,13 @@ class ModelStore:
         predictor = Predictor(
             forecaster,
             version=version,
+            train_end=train_end,
             cache=self.settings.cache,
             max_concurrent_forecasts=self.settings.max_concurrent_forecasts,
         )
+        if train_end is None and predictor.train_end is not None:
+            # A folder without metadata.json (e.g. a bare Forecaster.save): its series say.
+            train_end, train_end_source = predictor.train_end, "model"
         seconds = time.perf_counter() - started
         log.info(
             "loaded %s in %.2f s (sha256 %s)",
@@ -304,6 +419,8 @@ class ModelStore:
             verified=verified,
             loaded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             load_seconds=seconds,
+            train_end=train_end,
+            train_end_source=train_end_source,
         )
 
     def _storage_sums(
@@ -350,6 +467,7 @@ class ModelStore:
             log.info("serving version %s", loaded.version)
         else:
             log.info("swapped version %s -> %s", previous, loaded.version)
+        self.freshness(loaded)  # logs at once when the new version is already stale
 
     def _failed(self, record: ModelRecord, message: str, reason: str) -> None:
         self._refused = record
@@ -373,14 +491,39 @@ class ModelStore:
             await asyncio.sleep(interval)
             try:
                 await run_in_threadpool(self.refresh)
-            except Exception:  # the watcher must outlive any single bad look
+            except Exception as exc:  # the watcher must outlive any single bad look
                 log.exception("registry poll failed")
+                self.last_error = f"registry poll failed: {type(exc).__name__}: {exc}"
+            # A model becomes stale while it serves; say so even if nobody asks /ready.
+            if (model := self._current) is not None:
+                self.freshness(model)
+
+    def freshness(self, model: LoadedModel) -> dict[str, Any]:
+        """:func:`freshness` of ``model`` today; logs a warning the first time the loaded
+        model is found stale."""
+        fresh = freshness(model.train_end, _utc_today(), self.settings.max_model_age_days)
+        if fresh["stale"]:
+            with self._stale_lock:
+                first = self._stale_logged is not model
+                self._stale_logged = model
+            if first:
+                log.warning(
+                    "model %s version %s is stale: trained on data up to %s, %d days ago "
+                    "(SF_MAX_MODEL_AGE_DAYS=%d); it keeps serving until a newer version is "
+                    "promoted",
+                    self.settings.model_name,
+                    model.version,
+                    fresh["train_end"],
+                    fresh["age_days"],
+                    fresh["max_age_days"],
+                )
+        return fresh
 
     def status(self) -> dict[str, Any]:
         model = self._current
         return {
             "ready": model is not None,
             "reason": None if model is not None else self.not_ready_reason,
-            "model": None if model is None else model.describe(),
+            "model": None if model is None else model.describe(self.freshness(model)),
             "last_error": self.last_error,
         }

@@ -83,6 +83,7 @@ class Predictor:
         forecaster: Forecaster,
         *,
         version: str,
+        train_end: dt.date | None = None,
         cache: bool = True,
         max_concurrent_forecasts: int = 2,
     ) -> None:
@@ -107,7 +108,19 @@ class Predictor:
         self.last_dates: list[dt.date] = [
             pd.Timestamp(d).date() for d in state["last_date"].tolist()
         ]
-        self._parser = InstanceParser(contract, self.key_values, self.last_dates, self.max_horizon)
+        # The model's last training day (metadata.json's train_end when the store read one),
+        # else the latest last day of its series.
+        self.train_end: dt.date | None = train_end or (
+            max(self.last_dates) if self.last_dates else None
+        )
+        self._parser = InstanceParser(
+            contract,
+            self.key_values,
+            self.last_dates,
+            self.max_horizon,
+            version=version,
+            train_end=self.train_end,
+        )
         self.default_levels = sorted({DEFAULT_LEVEL, *map(int, forecaster.config.levels)})
         self._slots = threading.BoundedSemaphore(max_concurrent_forecasts)
         index = {sid: s for s, sid in enumerate(self.series_ids)}
@@ -132,7 +145,6 @@ class Predictor:
             "target": self.target,
             "known_columns": self.known,
             "n_series": len(self.series_ids),
-            "training_end": max(self.last_dates).isoformat() if self.last_dates else None,
             "max_horizon": self.max_horizon,
             "default_levels": self.default_levels,
             "cache": self.base is not None,

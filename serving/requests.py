@@ -21,7 +21,7 @@ from typing import Any
 from serving.errors import RequestError
 from serving.schemas import Instance
 from sf_contract.constants import DATE_FORMAT, DATE_PATTERN
-from sf_contract.scalars import ScalarError, key_text, parse_date
+from sf_contract.scalars import ScalarError, key_text, parse_date, series_id
 from sf_contract.schema import Contract
 
 _ONE_DAY = dt.timedelta(days=1)
@@ -64,6 +64,9 @@ class InstanceParser:
         key_values: Sequence[dict[str, Any]],
         last_dates: Sequence[dt.date],
         max_horizon: int,
+        *,
+        version: str | None = None,
+        train_end: dt.date | None = None,
     ) -> None:
         self.contract_name: str = contract.name
         self.keys: list[str] = list(contract.series_keys)
@@ -73,6 +76,9 @@ class InstanceParser:
         self.last_dates = list(last_dates)
         self.max_horizon = max_horizon
         self.n_series = len(key_values)
+        # For the answer to a series the model does not know: which model, trained up to when.
+        self.version = version
+        self.train_end = train_end
         # Series by key text, so a key sent as "7" or 7 names the same series.
         self._lookup: dict[tuple[str, ...], int] = {
             tuple(key_text(v) for v in kv.values()): s for s, kv in enumerate(key_values)
@@ -93,13 +99,12 @@ class InstanceParser:
         missing = [k for k in self.keys if k not in given]
         if missing:
             raise RequestError(f"{where}.{missing[0]}", "required: a series key of this model")
+        for k in self.keys:
+            _check_key(f"{where}.{k}", given[k])
         key = tuple(key_text(given[k]) for k in self.keys)
         series = self._lookup.get(key)
         if series is None:
-            named = ", ".join(f"{k}={_short(given[k])}" for k in self.keys)
-            raise RequestError(
-                where, f"unknown series ({named}); the model has {self.n_series} series"
-            )
+            raise RequestError(where, self._unknown_series(given))
         horizon = self.max_horizon if inst.horizon is None else inst.horizon
         if horizon > self.max_horizon:
             raise RequestError(
@@ -109,6 +114,16 @@ class InstanceParser:
         history, last = self._history(where, series, inst.history or [])
         future = self._future(where, inst.future or [], last, horizon)
         return ParsedInstance(i, series, horizon, future, history)
+
+    def _unknown_series(self, given: dict[str, Any]) -> str:
+        # A new item or store is the usual cause: say that it is expected, and when it ends.
+        named = ", ".join(f"{k}={_short(given[k])}" for k in self.keys)
+        model = "the model" if self.version is None else f"model version {self.version}"
+        trained = "" if self.train_end is None else f"trained on data up to {self.train_end}, "
+        return (
+            f"unknown series: {named} is not in {model} ({trained}{self.n_series} series); "
+            "a new series is served after the next training run that includes it"
+        )
 
     def _history(
         self, where: str, series: int, rows: list[dict[str, Any]]
@@ -190,6 +205,19 @@ class InstanceParser:
         if history and self.target not in out:
             raise RequestError(f"{where}.{self.target}", "required: the actual value of that day")
         return out
+
+
+def _check_key(where: str, value: Any) -> None:
+    """A key value that can be part of a series id, else a 422 naming its field.
+
+    :func:`sf_contract.scalars.series_id` holds the rule (e.g. no ``|``, the separator: such a
+    value would read as two keys); without this the caller would get "unknown series" or,
+    where an id is built, a 500.
+    """
+    try:
+        series_id([value])
+    except ScalarError as exc:
+        raise RequestError(where, f"not a valid series key value: {exc}") from None
 
 
 def parse_value(where: str, ctype: str, value: Any) -> Any:

@@ -17,7 +17,9 @@ __all__ = [
     "PRODUCTION_ALIAS",
     "RESERVED_COLUMNS",
     "ROLES",
+    "SEASONAL_NAIVE_VERSION",
     "SINGLE_SERIES_ID",
+    "USER_ERROR_EXIT",
 ]
 
 # BigQuery's names; DuckDB gets them through sqlglot.
@@ -28,7 +30,9 @@ ROLES: tuple[str, ...] = ("date", "key", "target", "known", "observed", "static"
 FILL_RULES: tuple[str, ...] = ("last", "zero", "false", "weekend", "value:<x>")
 
 # Columns the pipeline adds to the contract's own; a contract may not use these names.
-PANEL_COLUMNS: tuple[str, ...] = ("series_id", "is_gap_filled")
+# is_gap_filled: no row at all that day (target 0, read as zero sales); is_unknown: the day's
+# row was quarantined and never re-delivered (target NULL: not known, not zero).
+PANEL_COLUMNS: tuple[str, ...] = ("series_id", "is_gap_filled", "is_unknown")
 RESERVED_COLUMNS: frozenset[str] = frozenset(
     {*PANEL_COLUMNS, "run_id", "model_version", "_source_row", "_source_file"}
 )
@@ -53,3 +57,10 @@ FLOAT_PATTERN = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 PRODUCTION_ALIAS = "production"
 # Error metrics the trainer reports and the gate can compare on; lower is better for each.
 METRICS: tuple[str, ...] = ("wape", "mae", "rmse", "mase")
+
+# The trainer's exit code for "a mistake the caller can fix" (bad input, arguments or contract):
+# the Airflow side fails such a task at once instead of retrying it.
+USER_ERROR_EXIT = 2
+# The model_version of forecast rows made by seasonal naive (no model beat it, or a series no
+# model knows): the forecasts table, the trainer and the Airflow side spell it the same way.
+SEASONAL_NAIVE_VERSION = "seasonal_naive"

@@ -65,6 +65,24 @@ class GateFile(TypedDict, total=False):
     baseline: float | None
     champion: float | None
     min_improvement: float
+    # Whether the challenger beat seasonal naive (when it did not and nothing usable is in
+    # production, the stored forecasts are seasonal naive's).
+    beats_baseline: bool
+    # How the production model was scored: "artifact" (its stored model moved forward over
+    # the newer data, on the windows after its training end), "recipe" (its recipe refit on
+    # the challenger's windows: a changed recipe), "same_recipe" (an unchanged recipe on newer
+    # data, nothing after its training end to score it on) or "none" (no production model).
+    champion_mode: str
+    recipe_changed: bool | None
+    champion_train_end: str | None
+    freshness_tolerance: float
+    # Production's scores, null when not computed: its stored model on the windows after its
+    # training end (and the series it knows), its recipe refit on every window (a changed
+    # recipe only). ``champion`` above is the one the decision used.
+    champion_artifact: float | None
+    champion_recipe: float | None
+    # The challenger on exactly champion_artifact's rows (what that score is compared with).
+    challenger_on_artifact_rows: float | None
     # Added by the Airflow side: the registry version the challenger was compared with.
     champion_version: str | None
 
@@ -83,6 +101,7 @@ class ModelMetadata(TypedDict, total=False):
     n_series: int
     n_rows: int
     n_gap_filled_rows: int | None
+    n_unknown_rows: int | None  # days whose row was quarantined (not trained or scored on)
     horizon: int
     levels: list[int]
     intervals: dict[str, Any]
@@ -143,6 +162,12 @@ def parse_gate(text: str | bytes, where: str = GATE_FILE) -> GateFile:
     doc = _object(text, where, ("passed", "metric", "reason"))
     if not isinstance(doc["passed"], bool):
         raise FileFormatError(f"{where}: passed must be true or false")
+    if "beats_baseline" not in doc:
+        # A gate written before the field existed: it beat the baseline iff it was below it.
+        ch, base = doc.get("challenger"), doc.get("baseline")
+        doc["beats_baseline"] = bool(
+            isinstance(ch, int | float) and isinstance(base, int | float) and ch < base
+        )
     return cast(GateFile, doc)
 
 

@@ -22,7 +22,15 @@ from sf_contract.constants import (
     SINGLE_SERIES_ID,
 )
 
-__all__ = ["ScalarError", "key_text", "parse_bool", "parse_date", "parse_scalar", "series_id"]
+__all__ = [
+    "ScalarError",
+    "check_key_part",
+    "key_text",
+    "parse_bool",
+    "parse_date",
+    "parse_scalar",
+    "series_id",
+]
 
 # validate.sql checks text against the same patterns. ASCII: Python's \d also matches other
 # scripts' digits, and int()/float() also take "1_000" (float() "nan" and "infinity" too).
@@ -103,8 +111,30 @@ def key_text(value: object) -> str:
     return str(value)
 
 
+def check_key_part(text: str) -> str:
+    """``text`` (a :func:`key_text`) when it can be part of a series id, else ScalarError.
+
+    Key values are joined with :data:`KEY_SEPARATOR` without escaping, so a value holding the
+    separator would let two different keys share one id: (``S01``, ``I001|Z``) and
+    (``S01|I001``, ``Z``) are both ``S01|I001|Z``, and their histories would merge. validate.sql
+    rejects such rows with the same rule.
+    """
+    if KEY_SEPARATOR in text:
+        shown = repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
+        raise ScalarError(
+            f"key value {shown} contains {KEY_SEPARATOR!r}, the character that joins key "
+            "values into a series id; two different keys could get the same id. "
+            f"Remove {KEY_SEPARATOR!r} from key values"
+        )
+    return text
+
+
 def series_id(parts: Sequence[object]) -> str:
-    """The series id of one row: its key values joined, or the single series' id."""
+    """The series id of one row: its key values joined, or the single series' id.
+
+    :class:`ScalarError` when a key value contains :data:`KEY_SEPARATOR`
+    (see :func:`check_key_part`): an id always stands for exactly one key tuple.
+    """
     if not parts:
         return SINGLE_SERIES_ID
-    return KEY_SEPARATOR.join(key_text(p) for p in parts)
+    return KEY_SEPARATOR.join(check_key_part(key_text(p)) for p in parts)

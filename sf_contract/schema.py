@@ -8,6 +8,7 @@ contract the trainer would reject never gets as far as the warehouse.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,17 +16,48 @@ from typing import Any
 from sf_contract.constants import COLUMN_TYPES, RESERVED_COLUMNS, ROLES
 from sf_contract.scalars import ScalarError, parse_scalar
 
-__all__ = ["Column", "Contract", "ContractError", "by_role", "parse_contract"]
+__all__ = [
+    "IDENTIFIER_PATTERN",
+    "Column",
+    "Contract",
+    "ContractError",
+    "by_role",
+    "check_identifier",
+    "parse_contract",
+]
 
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# Every name that becomes part of a warehouse or registry identifier (contract name, column,
+# dataset, model name): letters, digits and underscores, not starting with a digit. Names that
+# pass need no escaping in BigQuery or DuckDB; they are still quoted wherever SQL is written.
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+_NAME_RE = re.compile(IDENTIFIER_PATTERN)
 _NUMERIC = ("FLOAT64", "INT64")
 # Roles whose columns describe a series or its days, so a missing value is allowed.
 _NULLABLE_ROLES = ("known", "observed", "static")
 _TOP_LEVEL = ("name", "description", "date_column", "target", "series_keys", "columns")
+# A STRING fill constant is written into every filled day; no real one is longer than this.
+MAX_FILL_TEXT = 200
 
 
 class ContractError(ValueError):
     """The contract itself is invalid (not the data it describes)."""
+
+
+def check_identifier(name: object, what: str) -> str:
+    """``name`` when it is a safe identifier (:data:`IDENTIFIER_PATTERN`), else ContractError.
+
+    The message shows the name with ``repr`` (so a newline or a quote is visible) and says
+    what a valid one looks like.
+    """
+    text = name if isinstance(name, str) else None
+    # fullmatch: with match, the pattern's ``$`` also accepts a trailing newline ("x\n").
+    if text is None or not _NAME_RE.fullmatch(text):
+        shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
+        raise ContractError(
+            f"{what} {shown} is not a valid name: use letters, digits and underscores "
+            "(not starting with a digit, at most 128 characters), e.g. my_shop"
+        )
+    return text
 
 
 @dataclass(frozen=True)
@@ -139,6 +171,30 @@ class Contract:
         return out
 
 
+def _shown(value: object, limit: int = 60) -> str:
+    """``repr`` of a contract value, cut short: messages end up in task logs and the UI."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def _check_fill_text(constant: str, name: str, source: str) -> None:
+    # A constant is pasted into SQL as a literal. STRING constants are the only free text
+    # (other types must also pass parse_scalar's strict patterns); the same limits apply to
+    # every type so that no value with a newline, NUL or escape is kept, even where
+    # parse_scalar would strip it.
+    if len(constant) > MAX_FILL_TEXT:
+        raise ContractError(
+            f"{source}: column {name!r}: the future_fill value: constant is "
+            f"{len(constant)} characters long; at most {MAX_FILL_TEXT} are allowed"
+        )
+    bad = next((c for c in constant if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise ContractError(
+            f"{source}: column {name!r}: the future_fill value: constant contains the control "
+            f"character {bad!r}; use printable text only"
+        )
+
+
 def _fill_rule(raw: object, name: str, ctype: str, role: str, source: str) -> str | None:
     if raw is None:
         # Known columns without a rule carry the series' last value forward: the least
@@ -166,15 +222,18 @@ def _fill_rule(raw: object, name: str, ctype: str, role: str, source: str) -> st
             )
         return rule
     if rule.startswith("value:"):
+        constant = rule.split(":", 1)[1]
+        _check_fill_text(constant, name, source)
         try:
-            parse_scalar(rule.split(":", 1)[1], ctype)
+            parse_scalar(constant, ctype)
         except ScalarError as exc:
             raise ContractError(
-                f"{source}: column {name!r}: future_fill {rule!r} is not a {ctype} value ({exc})"
+                f"{source}: column {name!r}: future_fill {_shown(rule)} is not a {ctype} value "
+                f"({exc})"
             ) from None
         return rule
     raise ContractError(
-        f"{source}: column {name!r} has future_fill {text!r}; "
+        f"{source}: column {name!r} has future_fill {_shown(text)}; "
         "use last, zero, false, weekend or value:<x>"
     )
 
@@ -183,17 +242,20 @@ def _parse_column(
     raw: object, *, date_column: str, target: str, keys: tuple[str, ...], source: str
 ) -> Column:
     if not isinstance(raw, Mapping) or "name" not in raw:
-        raise ContractError(f"{source}: every column needs at least a name, got {raw!r}")
-    name = str(raw["name"])
-    if not _NAME_RE.match(name):
-        raise ContractError(f"{source}: column name {name!r} is not a valid SQL identifier")
+        raise ContractError(f"{source}: every column needs at least a name, got {_shown(raw)}")
+    name = raw["name"]
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise ContractError(
+            f"{source}: column name {_shown(name)} is not a valid SQL identifier "
+            "(letters, digits and underscores, not starting with a digit, at most 128)"
+        )
     # Warehouse column names are case-insensitive: Series_ID is series_id.
     if name.lower() in RESERVED_COLUMNS:
         raise ContractError(f"{source}: column name {name!r} is reserved by the pipeline")
     ctype = str(raw.get("type", "")).upper()
     if ctype not in COLUMN_TYPES:
         raise ContractError(
-            f"{source}: column {name!r} has type {ctype!r}; use one of {COLUMN_TYPES}"
+            f"{source}: column {name!r} has type {_shown(ctype)}; use one of {COLUMN_TYPES}"
         )
     role_raw = raw.get("role")
     if role_raw is None:
@@ -203,7 +265,9 @@ def _parse_column(
             role_raw = "key"
     role = str(role_raw or "")
     if role not in ROLES:
-        raise ContractError(f"{source}: column {name!r} has role {role!r}; use one of {ROLES}")
+        raise ContractError(
+            f"{source}: column {name!r} has role {_shown(role)}; use one of {ROLES}"
+        )
     fill = _fill_rule(raw.get("future_fill"), name, ctype, role, source)
     nullable_raw = raw.get("nullable", role in _NULLABLE_ROLES)
     if not isinstance(nullable_raw, bool):
@@ -222,15 +286,19 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
             raise ContractError(f"{source}: missing required key {key!r}")
     name = data["name"]
     if not isinstance(name, str) or not name.strip():
-        raise ContractError(f"{source}: name must be a non-empty string, got {name!r}")
+        raise ContractError(f"{source}: name must be a non-empty string, got {_shown(name)}")
+    # The name becomes part of warehouse dataset/schema and model names, pasted into SQL:
+    # the identifier rule is what keeps it from being SQL (review D1).
+    check_identifier(name, f"{source}: contract name")
     raw_columns = data["columns"]
     if not isinstance(raw_columns, list) or not raw_columns:
         raise ContractError(f"{source}: columns must be a non-empty list")
     raw_keys = data.get("series_keys") or []
     if not isinstance(raw_keys, list):
         raise ContractError(f"{source}: series_keys must be a list of column names")
-    keys = tuple(str(k) for k in raw_keys)
-    date_column, target = str(data["date_column"]), str(data["target"])
+    keys = tuple(check_identifier(k, f"{source}: series key") for k in raw_keys)
+    date_column = check_identifier(data["date_column"], f"{source}: date_column")
+    target = check_identifier(data["target"], f"{source}: target")
     columns = tuple(
         _parse_column(c, date_column=date_column, target=target, keys=keys, source=source)
         for c in raw_columns
@@ -266,7 +334,7 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
     if extra_keys:
         raise ContractError(f"{source}: key columns {extra_keys} are not listed in series_keys")
     return Contract(
-        name=name.strip(),
+        name=name,
         date_column=date_column,
         target=target,
         series_keys=keys,

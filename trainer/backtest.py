@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["load_params", "run_backtest"]
+__all__ = ["CHAMPION_ARTIFACT", "load_artifact", "load_params", "run_backtest"]
 
 import datetime as dt
 import logging
@@ -22,12 +22,17 @@ from trainer.evaluation import (
     evaluation_cutoffs,
     gate_decision,
     interval_coverage,
+    recipe_changed,
 )
-from trainer.io.files import join_uri, read_json, write_json
+from trainer.io.files import fetch_dir, join_uri, read_json, write_json
 from trainer.io.tables import write_table
 from trainer.metrics import summarize
+from trainer.model import Forecaster
 
 log = logging.getLogger(__name__)
+
+# The production model as it serves: its stored artifact moved forward over newer data.
+CHAMPION_ARTIFACT = "champion_artifact"
 
 
 def load_params(model_dir: str) -> TrainerConfig:
@@ -40,6 +45,12 @@ def load_params(model_dir: str) -> TrainerConfig:
         raise TrainerError(f"{model_dir}/params.json is not a trainer config: {exc}") from None
 
 
+def load_artifact(model_dir: str) -> Forecaster:
+    """The forecaster stored in a model folder (local or ``gs://``), as ``predict`` loads it."""
+    with fetch_dir(model_dir) as local:
+        return Forecaster.load(local)
+
+
 def run_backtest(
     *,
     panel: pd.DataFrame,
@@ -49,8 +60,10 @@ def run_backtest(
     n_windows: int,
     challenger: TrainerConfig,
     champion: TrainerConfig | None,
+    champion_artifact: Forecaster | None = None,
     metric: str = "wape",
     min_improvement: float = 0.0,
+    freshness_tolerance: float = 0.02,
     step: int | None = None,
     output_dir: str,
     results_uri: str | None = None,
@@ -58,36 +71,53 @@ def run_backtest(
     sources: Mapping[str, str | None] | None = None,
     coverage: bool = True,
 ) -> dict[str, Any]:
-    """Backtest challenger, seasonal naive and (optionally) champion; write the gate.
+    """Backtest challenger, seasonal naive and the production model; write the gate.
 
-    The champion is *refit* from its params.json on each window rather than scored with its
-    saved artifact: that artifact was trained on data that may overlap the windows, and
-    scoring it there would test it partly in-sample, an unfair edge over a challenger that
-    has never seen those days. Refitting both recipes on identical training windows compares
-    what matters: which recipe forecasts unseen days better.
+    The challenger's recipe is refit on each rolling window. Production (``champion``: its
+    params.json, ``champion_artifact``: its stored model) is scored in up to two ways, chosen
+    by :func:`trainer.evaluation.gate_decision`'s rules:
+
+    - as it serves (``champion_artifact``), on the windows whose cut-off is on or after its
+      training end: moved forward over the rows up to each cut-off, on the series it knows,
+      and the challenger is scored on exactly those rows. Earlier windows are left out: the
+      artifact has seen their days, and scoring it there would be partly in-sample.
+    - by its recipe refit on every window (``champion``), only when the challenger's recipe
+      differs (:func:`trainer.evaluation.recipe_changed`): the same recipe refit would tie
+      with the challenger, so it is not fit at all.
     """
     if metric not in METRICS:
         raise TrainerError(f"--metric must be one of {METRICS}")
     if min_improvement < 0 or min_improvement >= 1:
         raise TrainerError("--min-improvement must be in [0, 1) (a relative margin)")
+    if freshness_tolerance < 0 or freshness_tolerance >= 1:
+        raise TrainerError("--freshness-tolerance must be in [0, 1) (a relative margin)")
     date = contract.date_column
     first, last = panel[date].min(), panel[date].max()
     cutoffs = evaluation_cutoffs(first, last, horizon, n_windows, step)
+    changed = None if champion is None else recipe_changed(challenger, champion)
+    artifact = champion_artifact if champion is not None else None
+    train_end = artifact.last_date if artifact is not None else None
+    post_train = [c for c in cutoffs if train_end is not None and c >= pd.Timestamp(train_end)]
     methods: dict[str, TrainerConfig | None] = {"challenger": challenger, SEASONAL_NAIVE: None}
-    if champion is not None:
+    if changed:
         methods["champion"] = champion
+    artifacts = {CHAMPION_ARTIFACT: artifact} if artifact is not None and post_train else {}
     log.info(
-        "backtest: %d windows of %d days (cut-offs %s), methods %s",
+        "backtest: %d windows of %d days (cut-offs %s), methods %s; production %s",
         len(cutoffs),
         horizon,
         [c.date().isoformat() for c in cutoffs],
-        list(methods),
+        [*methods, *artifacts],
+        "none"
+        if champion is None
+        else f"recipe {'changed' if changed else 'unchanged'}, trained up to {train_end}, "
+        f"{len(post_train)} window(s) after that",
     )
     # The challenger's intervals are calibrated and scored on every window as well (one more
     # fit per window, on at most interval_max_series series): the report's coverage says
     # whether its 80% / 95% intervals hold 80% / 95% of days nobody had seen.
     levels = {"challenger": tuple(challenger.levels)} if coverage and challenger.levels else {}
-    evals = evaluate_methods(panel, contract, cutoffs, horizon, methods, levels)
+    evals = evaluate_methods(panel, contract, cutoffs, horizon, methods, levels, artifacts)
     windows = []
     any_eval = evals["challenger"]
     for cutoff in cutoffs:
@@ -112,30 +142,66 @@ def run_backtest(
     }
     for name, frame in evals.items():
         summary = summarize(frame, horizon) if len(frame) else {"overall": {}, "buckets": {}}
-        config = methods[name]
+        config = artifact.config if name == CHAMPION_ARTIFACT and artifact else methods.get(name)
+        source_name = "champion" if name == CHAMPION_ARTIFACT else name
         report["methods"][name] = {
-            "source": (sources or {}).get(name),
+            "source": (sources or {}).get(source_name),
             "config": config.to_dict() if config is not None else {"season": 7},
+            "n_windows": int(frame["cutoff"].nunique()) if len(frame) else 0,
             **summary,
         }
         if name in levels and len(frame):
             report["methods"][name]["coverage"] = interval_coverage(frame, horizon)
             log.info("%s interval coverage: %s", name, report["methods"][name]["coverage"])
-    score = {name: report["methods"][name]["overall"].get(metric) for name in methods}
+    score = {name: report["methods"][name]["overall"].get(metric) for name in evals}
+    artifact_score = challenger_same_rows = None
+    served = evals.get(CHAMPION_ARTIFACT)
+    if served is not None and len(served):
+        same = _same_rows(evals["challenger"], served, date)
+        same_summary = summarize(same, horizon)
+        challenger_same_rows = _num(same_summary["overall"].get(metric))
+        artifact_score = _num(score[CHAMPION_ARTIFACT])
+        on_post = any_eval[any_eval["cutoff"].isin(post_train)]
+        left_out = on_post["series_id"].astype(str).nunique() - served["series_id"].nunique()
+        report["methods"][CHAMPION_ARTIFACT].update(
+            {
+                "train_end": train_end.isoformat() if train_end else None,
+                "n_series_left_out": int(left_out),
+                "challenger_same_rows": same_summary["overall"],
+            }
+        )
+        log.info(
+            "production as served, %d window(s) after its training end %s: %s %.4f vs the "
+            "challenger's %.4f on the same %d rows (%d series it does not know left out)",
+            report["methods"][CHAMPION_ARTIFACT]["n_windows"],
+            train_end,
+            metric,
+            artifact_score,
+            challenger_same_rows,
+            len(same),
+            left_out,
+        )
+    elif artifacts:
+        log.warning(
+            "production's stored model could not be scored on any window after %s", train_end
+        )
     gate = gate_decision(
         metric,
-        challenger=_num(score["challenger"]),
-        baseline=_num(score[SEASONAL_NAIVE]),
-        champion=_num(score["champion"]) if "champion" in score else None,
+        _num(score["challenger"]),
+        _num(score[SEASONAL_NAIVE]),
+        recipe_changed=changed,
+        champion_recipe=_num(score["champion"]) if "champion" in score else None,
+        champion_artifact=artifact_score,
+        challenger_on_artifact_rows=challenger_same_rows,
         min_improvement=min_improvement,
+        freshness_tolerance=freshness_tolerance,
+        champion_train_end=train_end.isoformat() if train_end else None,
     )
     log.info(
-        "gate %s: %s (challenger=%s baseline=%s champion=%s)",
+        "gate %s (%s): %s",
         "PASSED" if gate["passed"] else "FAILED",
+        gate["champion_mode"],
         gate["reason"],
-        score["challenger"],
-        score[SEASONAL_NAIVE],
-        score.get("champion"),
     )
     write_json(report, join_uri(output_dir, "backtest.json"))
     write_json(gate, join_uri(output_dir, GATE_FILE))
@@ -143,10 +209,10 @@ def run_backtest(
         if not run_id:
             raise TrainerError("--results-uri needs --run-id (rows are replaced per run)")
         created = pd.Timestamp.now(tz="UTC").tz_localize(None)
-        rows = []
+        records = []
         for name, item in report["methods"].items():
             overall = item["overall"]
-            rows.append(
+            records.append(
                 {
                     "run_id": run_id,
                     "method": name,
@@ -154,7 +220,7 @@ def run_backtest(
                     "value": _num(overall.get(metric)),
                     **{m: _num(overall.get(m)) for m in ("mae", "rmse", "wape", "mase", "bias")},
                     "n_rows": int(overall.get("n", 0)),
-                    "n_windows": len(cutoffs),
+                    "n_windows": int(item["n_windows"]),
                     "horizon": horizon,
                     "cutoff_date": pd.Timestamp(cutoff_date),
                     "gate_passed": bool(gate["passed"]),
@@ -162,12 +228,22 @@ def run_backtest(
                 }
             )
         write_table(
-            pd.DataFrame(rows),
+            pd.DataFrame(records),
             results_uri,
             replace_where={"run_id": run_id},
             date_columns=["cutoff_date"],
         )
     return {"backtest": report, "gate": gate}
+
+
+def _same_rows(frame: pd.DataFrame, like: pd.DataFrame, date: str) -> pd.DataFrame:
+    """The rows of ``frame`` (series, day, cut-off) that ``like`` has too."""
+    keys = ["series_id", date, "cutoff"]
+    frame = frame.assign(series_id=frame["series_id"].astype(str))
+    same = frame.merge(like[keys].assign(series_id=like["series_id"].astype(str)), on=keys)
+    if len(same) != len(like):
+        raise RuntimeError(f"the challenger lacks {len(like) - len(same)} of production's rows")
+    return same
 
 
 def _num(value: Any) -> float:

@@ -20,11 +20,12 @@ from dataclasses import replace
 from typing import Any
 
 from sf_contract import DATE_FORMAT, METRICS, ScalarError, parse_date
+from sf_contract.constants import USER_ERROR_EXIT
 from trainer.errors import TrainerError
 
 log = logging.getLogger("trainer")
 
-EXIT_USER_ERROR = 2
+EXIT_USER_ERROR = USER_ERROR_EXIT  # sf_contract: the Airflow side reads it
 
 
 def _date(text: str) -> dt.date:
@@ -176,16 +177,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="forecast every series for the next days and write the rows",
         description=(
             "Forecast --horizon days after the last day of the data (<= cut-off) for every "
-            "series of the model. Rows of --data-uri newer than the model's training end move "
-            "its state forward first. Known covariates come from --future-uri; anything "
-            "missing is filled by the contract's future_fill rules and counted in "
-            "forecast_meta.json. Re-running a --run-id replaces its rows."
+            "series: the model (--model-dir) forecasts every series it knows, the fallback "
+            "model (--fallback-model-dir) the series of --data-uri the model does not know, "
+            "and seasonal naive (model_version 'seasonal_naive', empirical intervals) every "
+            "series no given model knows, or every series with --seasonal-naive. Rows of "
+            "--data-uri newer than a model's training end move its state forward first. Known "
+            "covariates come from --future-uri; anything missing is filled by the contract's "
+            "future_fill rules and counted in forecast_meta.json. Re-running a --run-id "
+            "replaces its rows."
         ),
     )
     pr.add_argument(
         "--model-dir",
-        default=os.environ.get("AIP_MODEL_DIR"),
-        help="model folder, local or gs:// (default: $AIP_MODEL_DIR)",
+        help="model folder, local or gs:// (default: $AIP_MODEL_DIR, unless --seasonal-naive)",
+    )
+    pr.add_argument(
+        "--fallback-model-dir",
+        help="model for the series of --data-uri the model does not know (with "
+        "--fallback-model-version)",
+    )
+    pr.add_argument("--fallback-model-version", help="stored with the fallback model's rows")
+    pr.add_argument(
+        "--seasonal-naive",
+        action="store_true",
+        help="no model: forecast every series of --data-uri by seasonal naive (needs "
+        "--contract; no --model-dir)",
+    )
+    pr.add_argument(
+        "--contract",
+        help="dataset contract JSON (required with --seasonal-naive; with a model it must "
+        "agree with the model's)",
     )
     pr.add_argument("--horizon", type=_positive, help="days to forecast (default: the model's)")
     pr.add_argument(
@@ -202,8 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="duckdb:///path.duckdb?table=..., bq://project.dataset.table, .parquet or .csv",
     )
     pr.add_argument("--run-id", required=True, help="run key; re-running replaces its rows")
-    pr.add_argument("--model-version", required=True, help="stored with every row")
-    pr.add_argument("--levels", type=_levels, help="interval levels (default: the model's)")
+    pr.add_argument("--model-version", help="stored with the model's rows (with --model-dir)")
+    pr.add_argument(
+        "--levels", type=_levels, help="interval levels (default: the model's, else 80,95)"
+    )
     pr.add_argument(
         "--meta-uri", help="where to write forecast_meta.json (default: next to the output)"
     )
@@ -212,11 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
         "backtest",
         help="rolling-origin backtest of challenger vs seasonal naive vs champion, and gate",
         description=(
-            "Refit the challenger's config (params.json in --model-dir) and, if given, the "
-            "champion's config on the same rolling training windows; score them and the "
-            "seasonal-naive baseline on the same days. Writes backtest.json and gate.json to "
-            "--output-dir. gate.passed is true iff the challenger beats the baseline and "
-            "beats the champion by --min-improvement; a failed gate still exits 0."
+            "Refit the challenger's config (params.json in --model-dir) on rolling training "
+            "windows and score it and the seasonal-naive baseline on the same days. With "
+            "--champion-model-dir, production is also scored as it serves: its stored model, "
+            "moved forward over the newer rows, on the windows after its training end and "
+            "the series it knows (the challenger on the same rows); its recipe is refit on "
+            "the windows only when the challenger's recipe differs. gate.passed: the "
+            "challenger beats the baseline and, against production, the same recipe is not "
+            "worse by more than --freshness-tolerance (or has nothing to be scored on), a "
+            "changed recipe is better by --min-improvement. Writes backtest.json and "
+            "gate.json to --output-dir; a failed gate still exits 0."
         ),
     )
     bt.add_argument("--data-uri", required=True, help="clean daily panel")
@@ -230,13 +258,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("AIP_MODEL_DIR"),
         help="challenger model folder (reads its params.json)",
     )
-    bt.add_argument("--champion-model-dir", help="current production model folder")
+    bt.add_argument(
+        "--champion-model-dir",
+        help="current production model folder (its params.json and stored model)",
+    )
     bt.add_argument(
         "--min-improvement",
         type=float,
         default=0.0,
-        help="relative margin the challenger must beat the champion by, e.g. 0.02 "
+        help="relative margin a changed recipe must beat production by, e.g. 0.02 "
         "= 2%% lower metric (default 0)",
+    )
+    bt.add_argument(
+        "--freshness-tolerance",
+        type=float,
+        default=0.02,
+        help="the same recipe on newer data replaces production unless it is worse than "
+        "production as served by more than this relative margin, in [0, 1) (default 0.02)",
     )
     bt.add_argument(
         "--metric",
@@ -303,12 +341,20 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _predict(args: argparse.Namespace) -> dict[str, Any]:
+    from trainer.contract import load_contract
     from trainer.predict import run_predict
 
-    if not args.model_dir:
-        raise TrainerError("no --model-dir and AIP_MODEL_DIR is not set")
+    # Vertex may set AIP_MODEL_DIR for any job: only an explicit --model-dir conflicts with
+    # --seasonal-naive. run_predict checks the rest of the combination before loading anything.
+    model_dir = args.model_dir
+    if not args.seasonal_naive:
+        model_dir = model_dir or os.environ.get("AIP_MODEL_DIR")
     return run_predict(
-        model_dir=args.model_dir,
+        model_dir=model_dir,
+        fallback_model_dir=args.fallback_model_dir,
+        fallback_model_version=args.fallback_model_version,
+        seasonal_naive=args.seasonal_naive,
+        contract=load_contract(args.contract) if args.contract else None,
         cutoff_date=args.cutoff_date,
         output_uri=args.output_uri,
         run_id=args.run_id,
@@ -322,16 +368,21 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _backtest(args: argparse.Namespace) -> dict[str, Any]:
-    from trainer.backtest import load_params, run_backtest
+    from trainer.backtest import load_artifact, load_params, run_backtest
     from trainer.contract import load_contract
     from trainer.inputs import load_panel
 
+    if not 0 <= args.freshness_tolerance < 1:
+        raise TrainerError("--freshness-tolerance must be in [0, 1) (a relative margin)")
     if not args.model_dir:
         raise TrainerError("no --model-dir (challenger) and AIP_MODEL_DIR is not set")
     if args.results_uri and not args.run_id:
         raise TrainerError("--results-uri needs --run-id")
     challenger = load_params(args.model_dir)
-    champion = load_params(args.champion_model_dir) if args.champion_model_dir else None
+    champion = artifact = None
+    if args.champion_model_dir:
+        champion = load_params(args.champion_model_dir)
+        artifact = load_artifact(args.champion_model_dir)
     if args.num_threads:
         challenger = replace(challenger, num_threads=args.num_threads)
         champion = replace(champion, num_threads=args.num_threads) if champion else None
@@ -346,8 +397,10 @@ def _backtest(args: argparse.Namespace) -> dict[str, Any]:
         n_windows=args.n_windows,
         challenger=challenger,
         champion=champion,
+        champion_artifact=artifact,
         metric=args.metric,
         min_improvement=args.min_improvement,
+        freshness_tolerance=args.freshness_tolerance,
         step=args.step,
         output_dir=args.output_dir,
         results_uri=args.results_uri,

@@ -1,25 +1,29 @@
 """Scoring recipes on held-out windows: rolling cut-offs, forecasts of each, and the gate.
 
 ``train`` holds out its validation windows with these, ``backtest`` compares the challenger,
-the seasonal-naive baseline and the champion on the same windows and applies the gate.
+the seasonal-naive baseline and the champion (its recipe refit, its stored artifact moved
+forward, or both) on the same rows and applies the gate.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "MIN_TRAIN_DAYS",
+    "NON_RECIPE_FIELDS",
     "SEASONAL_NAIVE",
+    "UNKNOWN_DAY",
     "evaluate_methods",
     "evaluation_cutoffs",
     "gate_decision",
     "interval_coverage",
+    "recipe_changed",
 ]
 
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from typing import Any
+from dataclasses import fields, replace
+from typing import Any, NamedTuple, TypeGuard
 
 import pandas as pd
 
@@ -35,6 +39,23 @@ log = logging.getLogger(__name__)
 SEASONAL_NAIVE = "seasonal_naive"
 # A training window shorter than this is too thin to say anything about a model.
 MIN_TRAIN_DAYS = 14
+# Panel column marking days whose row was quarantined: the target there is a fill that keeps
+# the lag features going, not an actual, so no forecast is scored against it.
+UNKNOWN_DAY = "is_unknown"
+# TrainerConfig fields that cannot change a point forecast the gate scores (see recipe_changed).
+NON_RECIPE_FIELDS = frozenset(
+    {
+        "horizon",
+        "num_threads",
+        "seed",
+        "hpt_metric_name",
+        "validation_windows",
+        "levels",
+        "interval_method",
+        "interval_windows",
+        "interval_max_series",
+    }
+)
 
 
 def evaluation_cutoffs(
@@ -107,6 +128,78 @@ def interval_coverage(frame: pd.DataFrame, horizon: int) -> dict[str, Any]:
     return out
 
 
+def _artifact_forecasts(
+    fc: Forecaster,
+    panel: pd.DataFrame,
+    valid: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    h: int,
+    name: str,
+) -> pd.DataFrame | None:
+    """``fc`` as it would serve at ``cutoff``: moved forward over the days after its training
+    end up to the cut-off, then forecasting ``h`` days, on the window's series it knows.
+
+    Series the artifact was not trained on (or whose new rows do not follow its last day)
+    cannot be forecast by it and are left out, with a log line saying how many.
+    """
+    contract = fc.contract
+    date = contract.date_column
+    last = fc.series.set_index("series_id")["last_date"]
+    window_ids = pd.Index(valid["series_id"].astype(str).unique())
+    ids = window_ids.intersection(last.index)
+    # Only rows after the artifact's earliest series end matter; slicing by date first keeps
+    # the id mapping to the (short) stretch between its training end and the cut-off.
+    recent = panel[(panel[date] > last.min()) & (panel[date] <= cutoff)]
+    recent = recent[recent["series_id"].isin(ids)]
+    rows_ids = recent["series_id"].astype(str)
+    newer = recent[recent[date].to_numpy() > rows_ids.map(last).to_numpy()]
+    firsts = newer.groupby(rows_ids.loc[newer.index], observed=True)[date].min()
+    broken = firsts.index[(firsts != last.reindex(firsts.index) + pd.Timedelta(days=1)).to_numpy()]
+    ids = ids.difference(broken)
+    unknown = len(window_ids) - len(ids)
+    if unknown:
+        log.info(
+            "%s: %d of %d series of the window after %s are unknown to it (or have a gap "
+            "after its training end) and are left out of its comparison",
+            name,
+            unknown,
+            len(window_ids),
+            cutoff.date(),
+        )
+    if ids.empty:
+        return None
+    history = newer[newer["series_id"].isin(ids)]
+    future_cols = [
+        c
+        for c in ["series_id", date, *[k.name for k in contract.known_columns]]
+        if c in valid.columns
+    ]
+    future = valid.loc[valid["series_id"].isin(ids), future_cols]
+    result = fc.forecast(h, future_df=future, new_history=history, levels=[], series_ids=list(ids))
+    return result.frame.rename(columns={"date": date, "forecast": "y_hat"})[
+        ["series_id", date, "y_hat"]
+    ]
+
+
+def _usable_artifact(fc: Forecaster, panel: pd.DataFrame, contract: Contract, name: str) -> bool:
+    """Whether the panel has what ``fc`` needs to move forward (its contract may be older)."""
+    theirs = fc.contract
+    needed = [theirs.target, *theirs.series_keys]
+    needed += [c.name for c in theirs.known_columns + theirs.static_columns]
+    missing = [c for c in needed if c not in panel.columns]
+    if theirs.date_column != contract.date_column or theirs.target != contract.target or missing:
+        log.warning(
+            "%s cannot be scored on this panel: its contract needs date '%s', target '%s' "
+            "and columns missing here %s",
+            name,
+            theirs.date_column,
+            theirs.target,
+            missing,
+        )
+        return False
+    return True
+
+
 def evaluate_methods(
     panel: pd.DataFrame,
     contract: Contract,
@@ -114,6 +207,7 @@ def evaluate_methods(
     horizon: int,
     methods: Mapping[str, TrainerConfig | None],
     interval_levels: Mapping[str, Sequence[int]] | None = None,
+    artifacts: Mapping[str, Forecaster] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Forecast every window with every method on exactly the same rows.
 
@@ -124,12 +218,30 @@ def evaluate_methods(
     window for every method alike. Methods named in ``interval_levels`` are fit with their
     prediction intervals (calibrated on that window's training days only) and their frames
     also have ``lower_<l>`` / ``upper_<l>``.
+
+    ``artifacts`` maps a name to an already trained forecaster, scored as it would serve:
+    only on windows whose cut-off is on or after its training end (earlier ones would test
+    it on days it was trained on), moved forward over the panel rows between its training
+    end and the cut-off, and only on the series it knows. Its frame therefore covers a
+    subset of the other methods' rows; compare on that subset (same keys).
+
+    Days flagged ``is_unknown`` in the panel (a quarantined row whose target was filled for
+    the features only) are not scored, and do not enter the MASE scale either.
     """
     interval_levels = interval_levels or {}
+    artifacts = {
+        name: fc
+        for name, fc in (artifacts or {}).items()
+        if _usable_artifact(fc, panel, contract, name)
+    }
     date, target = contract.date_column, contract.target
-    out: dict[str, list[pd.DataFrame]] = {name: [] for name in methods}
+    unknown = (
+        panel[UNKNOWN_DAY].fillna(False).astype(bool) if UNKNOWN_DAY in panel.columns else None
+    )
+    out: dict[str, list[pd.DataFrame]] = {name: [] for name in [*methods, *artifacts]}
     for cutoff in cutoffs:
-        train = panel[panel[date] <= cutoff]
+        in_train = panel[date] <= cutoff
+        train = panel[in_train]
         end = cutoff + pd.Timedelta(days=horizon)
         valid = panel[
             (panel[date] > cutoff)
@@ -138,10 +250,15 @@ def evaluate_methods(
         ]
         if valid.empty:
             continue
+        history = train
+        if unknown is not None and unknown[in_train].any():
+            # A NaN target drops the differences that touch an unknown day on either side.
+            history = train.assign(**{target: train[target].where(~unknown[in_train])})
         scale = seasonal_scale(
-            train, id_col="series_id", time_col=date, target_col=target, season=7
+            history, id_col="series_id", time_col=date, target_col=target, season=7
         )
-        truth = valid[["series_id", date, target]].rename(columns={target: "y"})
+        scored = valid if unknown is None else valid[~unknown[valid.index]]
+        truth = scored[["series_id", date, target]].rename(columns={target: "y"})
         truth = truth.assign(
             cutoff=cutoff, step=(truth[date] - cutoff).dt.days.astype(int), scale=scale
         )
@@ -158,65 +275,198 @@ def evaluate_methods(
             if rows["y_hat"].isna().any():
                 raise RuntimeError(f"{name} left {int(rows['y_hat'].isna().sum())} rows empty")
             out[name].append(rows)
+        for name, artifact in artifacts.items():
+            if cutoff < pd.Timestamp(artifact.last_date):
+                continue
+            served = _artifact_forecasts(artifact, panel, valid, cutoff, horizon, name)
+            if served is None:
+                continue
+            # A compact read's categorical ids would not merge with the forecast's text ids.
+            rows = truth.assign(series_id=truth["series_id"].astype(str)).merge(
+                served, on=["series_id", date], how="inner"
+            )
+            out[name].append(rows)
     return {
         name: (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame())
         for name, frames in out.items()
     }
 
 
+def recipe_changed(challenger: TrainerConfig, champion: TrainerConfig) -> bool:
+    """Whether two configs are different recipes, i.e. could forecast differently.
+
+    Compared: every field except :data:`NON_RECIPE_FIELDS`, so the LightGBM params, the
+    feature config, ``train_window_days`` and ``max_train_rows`` (and any field added later,
+    until it is listed). Ignored, because they do not move the point forecasts the gate
+    scores or are not a choice of model:
+
+    - ``horizon``: the backtest sets the window length itself; ``num_threads``: speed only
+      (fits are deterministic); ``hpt_metric_name``, ``validation_windows``: reporting of the
+      ``train`` command only.
+    - ``levels``, ``interval_method``, ``interval_windows``, ``interval_max_series``: the
+      prediction intervals only (the gate scores point forecasts; coverage is reported).
+    - ``seed``: only matters with bagging / feature sampling / row sampling, and then it is
+      noise, not a better recipe; a re-drawn seed must not be made to beat itself by
+      ``min_improvement``.
+    """
+    names = [f.name for f in fields(TrainerConfig) if f.name not in NON_RECIPE_FIELDS]
+    return any(getattr(challenger, n) != getattr(champion, n) for n in names)
+
+
 def gate_decision(
     metric: str,
     challenger: float,
     baseline: float,
-    champion: float | None,
+    *,
+    recipe_changed: bool | None,
+    champion_recipe: float | None = None,
+    champion_artifact: float | None = None,
+    challenger_on_artifact_rows: float | None = None,
     min_improvement: float = 0.0,
+    freshness_tolerance: float = 0.02,
+    champion_train_end: str | None = None,
 ) -> dict[str, Any]:
-    """Promote only a challenger that beats the seasonal-naive baseline and the champion.
+    """Decide whether the challenger replaces production (lower metric is better).
 
-    Lower is better for every gate metric. Against the champion the challenger must be
-    strictly lower than ``champion * (1 - min_improvement)``: ``min_improvement`` is a
-    relative margin (0.02 = at least 2 % better), so it means the same for WAPE and MAE.
+    Args:
+        challenger, baseline: the challenger's and seasonal naive's scores on every window.
+        recipe_changed: ``None`` when nothing is in production, else whether the challenger's
+            recipe differs from production's (:func:`recipe_changed`).
+        champion_recipe: production's recipe refit on the same windows (a changed recipe only).
+        champion_artifact: production's stored model, moved forward, scored on the windows
+            after its training end and the series it knows; ``None`` when no window is after
+            its training end (or it could not be scored).
+        challenger_on_artifact_rows: the challenger on exactly those rows.
+
+    Rules, in order:
+
+    1. The challenger must be strictly below seasonal naive (``beats_baseline``), always.
+    2. Nothing in production (``champion_mode="none"``): that is enough.
+    3. Same recipe, newer data: with windows after production's training end
+       (``"artifact"``) it must not be worse than production there by more than
+       ``freshness_tolerance`` (``<= artifact * (1 + tolerance)``: the fresher model of the
+       same recipe is preferred unless it clearly lost accuracy); without such windows
+       (``"same_recipe"``) it passes: a refit of the same recipe would only tie with itself.
+    4. Changed recipe: strictly below ``recipe * (1 - min_improvement)`` and, with windows
+       after production's training end, strictly below ``artifact * (1 - min_improvement)``
+       on those rows. ``champion_mode`` is the binding comparison: the one that failed (the
+       recipe's first), else the one passed by the smaller margin.
+
+    ``champion`` in the result is the production score of the comparison that decided
+    (``None`` in modes ``none`` / ``same_recipe``). An undefined (NaN) challenger or
+    baseline fails the gate; an undefined production score is no comparison (the baseline
+    decides), as before.
     """
-
-    threshold = None if champion is None else champion * (1.0 - min_improvement)
-    if _undefined(challenger):
-        passed, reason = False, f"challenger {metric} is undefined (no usable actuals?)"
-    elif _undefined(baseline):
-        passed, reason = False, f"baseline {metric} is undefined; cannot compare"
-    elif not challenger < baseline:
-        passed = False
-        reason = f"challenger {metric} {challenger:.4f} does not beat seasonal naive {baseline:.4f}"
-    elif champion is None:
-        passed = True
-        reason = (
-            f"challenger {metric} {challenger:.4f} beats seasonal naive {baseline:.4f}; "
-            "no champion to beat"
-        )
-    elif _undefined(champion) or threshold is None:
-        passed = True
-        reason = f"champion {metric} is undefined; challenger beats the baseline"
-    elif challenger < threshold:
-        passed = True
-        reason = (
-            f"challenger {metric} {challenger:.4f} beats seasonal naive {baseline:.4f} and "
-            f"champion {champion:.4f} by more than {min_improvement:.1%} (< {threshold:.4f})"
-        )
+    beats = _defined(challenger) and _defined(baseline) and challenger < baseline
+    if not _defined(challenger):
+        base = f"challenger {metric} is undefined (no usable actuals?)"
+    elif not _defined(baseline):
+        base = f"seasonal naive {metric} is undefined (challenger {challenger:.4f}); cannot compare"
+    elif not beats:
+        base = f"challenger {metric} {challenger:.4f} does not beat seasonal naive {baseline:.4f}"
     else:
-        passed = False
+        base = f"challenger {metric} {challenger:.4f} beats seasonal naive {baseline:.4f}"
+    days = "the days after production's training end" + (
+        f" {champion_train_end}" if champion_train_end else ""
+    )
+    artifact: _Check | None = None
+    if _defined(champion_artifact) and _defined(challenger_on_artifact_rows):
+        artifact = _Check("artifact", champion_artifact, challenger_on_artifact_rows)
+    used: float | None = None
+    if recipe_changed is None:
+        mode, ok, reason = "none", True, f"{base}; there is no production model to compare with"
+    elif not recipe_changed and champion_artifact is None:
+        mode, ok = "same_recipe", True
         reason = (
-            f"challenger {metric} {challenger:.4f} is not below champion {champion:.4f} "
-            f"minus {min_improvement:.1%} (needs < {threshold:.4f})"
+            f"{base}; it is production's recipe on newer data and no window falls after "
+            "production's training end, so the fresher model replaces it"
+        )
+    elif not recipe_changed:
+        mode, used = "artifact", champion_artifact
+        if artifact is None:
+            ok = True
+            reason = (
+                f"{base}; production's {metric} on {days} is undefined, so the baseline decides"
+            )
+        else:
+            limit = artifact.champion * (1.0 + freshness_tolerance)
+            ok = artifact.challenger <= limit
+            reason = (
+                f"{base}; on {days} it scores {artifact.challenger:.4f} against production's "
+                f"{artifact.champion:.4f}, {'within' if ok else 'outside'} the "
+                f"{freshness_tolerance:.1%} freshness tolerance (needs <= {limit:.4f})"
+            )
+    else:
+        checks = [c for c in (artifact,) if c is not None]
+        if _defined(champion_recipe):
+            checks.insert(0, _Check("recipe", champion_recipe, challenger))
+        mode, ok, reason, used = _versus_changed(
+            metric, checks, min_improvement, champion_recipe, base, days
         )
     return {
-        "passed": bool(passed),
+        "passed": bool(beats and ok),
         "metric": metric,
+        "reason": reason if beats else base,
         "challenger": challenger,
         "baseline": baseline,
-        "champion": champion,
+        "champion": used,
         "min_improvement": min_improvement,
-        "reason": reason,
+        "beats_baseline": bool(beats),
+        "champion_mode": mode,
+        "recipe_changed": recipe_changed,
+        "champion_train_end": champion_train_end,
+        "freshness_tolerance": freshness_tolerance,
+        "champion_recipe": champion_recipe,
+        "champion_artifact": champion_artifact,
+        "challenger_on_artifact_rows": challenger_on_artifact_rows,
     }
 
 
-def _undefined(value: float | None) -> bool:
-    return value is None or not math.isfinite(value)
+class _Check(NamedTuple):
+    """One comparison with production: its mode, production's and the challenger's score."""
+
+    mode: str
+    champion: float
+    challenger: float
+
+
+def _versus_changed(
+    metric: str,
+    checks: list[_Check],
+    min_improvement: float,
+    recipe: float | None,
+    base: str,
+    days: str,
+) -> tuple[str, bool, str, float | None]:
+    """(mode, passed, reason, production score used) for a changed recipe."""
+    if not checks:
+        reason = f"{base}; production's {metric} is undefined, so the baseline decides"
+        return "recipe", True, reason, recipe
+    limits = {c.mode: c.champion * (1.0 - min_improvement) for c in checks}
+
+    def versus(c: _Check) -> str:
+        if c.mode == "recipe":
+            return f"production's recipe refit {c.champion:.4f}"
+        return f"the production model's {c.champion:.4f} on {days}"
+
+    margin = f" by more than {min_improvement:.1%}" if min_improvement else ""
+    failed = [c for c in checks if not c.challenger < limits[c.mode]]
+    if failed:
+        c = failed[0]
+        if c.mode == "recipe":
+            what = f"{c.challenger:.4f} does not beat {versus(c)}"
+        else:
+            what = f"{c.challenger:.4f} on {days} does not beat production's {c.champion:.4f}"
+        reason = f"challenger {metric} {what}{margin} (needs < {limits[c.mode]:.4f})"
+        return c.mode, False, reason, c.champion
+    # Every comparison passed: the binding one is the one passed by the smaller margin.
+    binding = max(checks, key=lambda c: c.challenger / limits[c.mode])
+    beaten = " and ".join(
+        f"{versus(c)} ({c.challenger:.4f} < {limits[c.mode]:.4f})" for c in checks
+    )
+    reason = f"{base} and beats {beaten}{margin}"
+    return binding.mode, True, reason, binding.champion
+
+
+def _defined(value: float | None) -> TypeGuard[float]:
+    return value is not None and math.isfinite(value)

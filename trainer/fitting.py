@@ -6,17 +6,23 @@ sets ``_cs_df`` / ``_cs_source_scales_`` only in ``MLForecast.fit`` but reads th
 rows after the features are built), then sets ``models_`` on a second instance that holds every
 series' state, and copies ``ts`` for a private forecasting state. Recheck these four attributes
 on an mlforecast upgrade.
+
+Unknown days (``is_unknown``: the day's row was quarantined) are no training targets: their
+filled target (:func:`trainer.panel.fill_unknown_target`) feeds the lags and rolling means of
+later days, but their own rows are dropped from the design matrix (:func:`training_matrix`).
 """
 
 from __future__ import annotations
 
 __all__ = [
     "MODEL_NAME",
+    "TrainingMatrix",
     "fit_kwargs",
     "fit_trees",
     "new_mlforecast",
     "private_copy",
     "quiet",
+    "training_matrix",
     "training_rows",
 ]
 
@@ -25,6 +31,7 @@ import copy
 import logging
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, cast
 
 import lightgbm as lgb
@@ -37,6 +44,7 @@ from trainer.columns import ID, TARGET, TIME
 from trainer.config import TrainerConfig, lgbm_kwargs
 from trainer.covariates import covariate_tail
 from trainer.feature_spec import FeatureSpec, mlforecast_kwargs, to_model_frame
+from trainer.panel import UNKNOWN
 from trainer.scaling import SeasonalScaler
 
 log = logging.getLogger(__name__)
@@ -104,7 +112,8 @@ def training_rows(
     Returns ``(panel rows to build features on, first day whose rows are training rows or
     None, facts for the log / metadata)``. Feature rows keep ``keep_last_n`` days before the
     window so the window's first rows have complete lags. Selecting on the panel, before any
-    feature is built, is what keeps a 30M-row panel within memory.
+    feature is built, is what keeps a 30M-row panel within memory. ``train_rows`` counts the
+    window's rows that are targets: ``unknown_rows`` (days flagged ``is_unknown``) are not.
     """
     date = contract.date_column
     ids = panel["series_id"]
@@ -137,16 +146,45 @@ def training_rows(
         out = out[pick]
         in_window = in_window[pick]
         facts["sampled_series"] = len(chosen)
-    facts["train_rows"] = int(in_window.sum())
+    unknown = _unknown_flags(out)
+    facts["unknown_rows"] = int((in_window & unknown).sum())
+    facts["train_rows"] = int(in_window.sum()) - facts["unknown_rows"]
     facts["train_start"] = None if start is None else start.date().isoformat()
     return out, start, facts
 
 
-def fit_trees(
+def _unknown_flags(panel: pd.DataFrame) -> np.ndarray:
+    if UNKNOWN not in panel.columns:
+        return np.zeros(len(panel), dtype=bool)
+    return np.asarray(panel[UNKNOWN].to_numpy(dtype=bool))
+
+
+@dataclass
+class TrainingMatrix:
+    """What the trees are fit on, and what it was built from.
+
+    ``x`` keeps the model frame's index: each row's position in ``rows`` (the panel rows the
+    features were built on), so a row of the matrix can be traced back to its panel day.
+    """
+
+    mlf: MLForecast
+    scaler: SeasonalScaler | None
+    x: pd.DataFrame
+    y: np.ndarray
+    sample_weight: np.ndarray | None
+    rows: pd.DataFrame
+    tail: pd.DataFrame | None
+    facts: dict[str, Any]
+
+
+def training_matrix(
     panel: pd.DataFrame, contract: Contract, spec: FeatureSpec, config: TrainerConfig
-) -> tuple[MLForecast, pd.DataFrame | None, dict[str, Any]]:
-    """Fit the trees; return an MLForecast holding every series' state, the covariate tail and
-    the facts of :func:`training_rows`."""
+) -> TrainingMatrix:
+    """The design matrix, targets and weights of the trees (models not fit yet).
+
+    Rows: the :func:`training_rows` window and sample, minus the days flagged ``is_unknown``
+    (their filled target is no actual; it still shaped the lags of the days after them).
+    """
     date, target = contract.date_column, contract.target
     scaler = None
     if config.features.target_scaling != "none":
@@ -158,32 +196,64 @@ def fit_trees(
         ).prefit(panel, id_col="series_id", time_col=date, target_col=target)
     rows, start, facts = training_rows(panel, contract, config)
     log.info(
-        "training rows: %d of %d (from %s, %s series)",
+        "training rows: %d of %d (from %s, %s series, %d unknown days left out)",
         facts["train_rows"],
         facts["rows"],
         facts["train_start"] or "the first day",
         facts.get("sampled_series", facts["series"]),
+        facts["unknown_rows"],
     )
     frame = to_model_frame(rows, contract, spec)
     mlf = new_mlforecast(config, scaler)
-    kwargs = fit_kwargs(spec)
     # as_numpy=False (fit_kwargs): the features come back as one DataFrame.
-    prep = cast(pd.DataFrame, mlf.preprocess(frame, validate_data=False, **kwargs))
-    if rows is panel:
-        tail = covariate_tail(frame, spec)
+    prep = cast(pd.DataFrame, mlf.preprocess(frame, validate_data=False, **fit_kwargs(spec)))
+    tail = covariate_tail(frame, spec) if rows is panel else None
+    keep = ~_unknown_flags(rows)[_frame_positions(prep, frame)]
     del frame
     if start is not None:
-        prep = prep[prep[TIME].to_numpy() >= start.to_datetime64()]
+        keep &= prep[TIME].to_numpy() >= start.to_datetime64()
+    if not keep.all():
+        prep = prep[keep]
     y = prep[TARGET].to_numpy(dtype=np.float64)
-    model_kwargs: dict[str, Any] = {}
+    weight = None
     if scaler is not None and config.features.weight_power > 0:
         # Rows of big series weigh more: the loss then tracks errors in units sold (WAPE).
         level = scaler.level_[scaler.ids_.get_indexer(prep[ID])]
-        model_kwargs["sample_weight"] = level**config.features.weight_power
+        weight = level**config.features.weight_power
     x = prep.drop(columns=[ID, TIME, TARGET])
-    del prep
-    mlf.fit_models(x, y, models_fit_kwargs={MODEL_NAME: model_kwargs})
-    del x, y, model_kwargs
+    return TrainingMatrix(mlf, scaler, x, y, weight, rows, tail, facts)
+
+
+def _frame_positions(prep: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
+    """Each preprocessed row's position in the model frame (and so in the panel rows)."""
+    # preprocess(dropna=False) keeps every row, in order, under the frame's RangeIndex; check
+    # the cheap part of that rather than trust it across mlforecast versions.
+    positions = prep.index.to_numpy()
+    if (
+        len(prep) == len(frame)
+        and np.array_equal(positions, np.arange(len(frame)))
+        and np.array_equal(prep[TIME].to_numpy(), frame[TIME].to_numpy())
+    ):
+        return positions
+    lookup = pd.DataFrame({ID: frame[ID], TIME: frame[TIME], "_pos": np.arange(len(frame))})
+    merged = prep[[ID, TIME]].merge(lookup, on=[ID, TIME], how="left")
+    return np.asarray(merged["_pos"].to_numpy(dtype=np.int64))
+
+
+def fit_trees(
+    panel: pd.DataFrame, contract: Contract, spec: FeatureSpec, config: TrainerConfig
+) -> tuple[MLForecast, pd.DataFrame | None, dict[str, Any]]:
+    """Fit the trees; return an MLForecast holding every series' state, the covariate tail and
+    the facts of :func:`training_rows`."""
+    date = contract.date_column
+    matrix = training_matrix(panel, contract, spec, config)
+    mlf, scaler, rows, tail = matrix.mlf, matrix.scaler, matrix.rows, matrix.tail
+    facts = matrix.facts
+    model_kwargs: dict[str, Any] = {}
+    if matrix.sample_weight is not None:
+        model_kwargs["sample_weight"] = matrix.sample_weight
+    mlf.fit_models(matrix.x, matrix.y, models_fit_kwargs={MODEL_NAME: model_kwargs})
+    del matrix, model_kwargs
     if rows is panel:
         return mlf, tail, facts
     # The trees saw a window / sample; the state for forecasting covers every series, from
@@ -194,6 +264,6 @@ def fit_trees(
     frame = to_model_frame(recent, contract, spec)
     del recent, last
     full = new_mlforecast(config, scaler)
-    full.preprocess(frame, validate_data=False, **kwargs)
+    full.preprocess(frame, validate_data=False, **fit_kwargs(spec))
     full.models_ = mlf.models_
     return full, covariate_tail(frame, spec), facts

@@ -24,7 +24,12 @@ def load_panel(
     uri: str, contract: Contract, cutoff: dt.date, since: dt.date | None = None
 ) -> pd.DataFrame:
     """Read the clean panel from any table URI: days on or before ``cutoff`` (and on or after
-    ``since``), only the columns the model uses, strings as categoricals."""
+    ``since``), only the columns the model uses, strings as categoricals.
+
+    ``is_unknown`` is read when the table has it (tables written before it, and plain CSV /
+    Parquet panels, have no unknown days): its rows may have a NULL target, which
+    :func:`trainer.panel.prepare_panel` fills for features; a NULL elsewhere is an error.
+    """
     raw = read_table(
         uri,
         date_column=contract.date_column,

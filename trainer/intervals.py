@@ -31,6 +31,7 @@ from sf_contract import Contract
 from trainer.columns import ID
 from trainer.config import TrainerConfig
 from trainer.fitting import MODEL_NAME
+from trainer.panel import UNKNOWN, known_rows
 
 if TYPE_CHECKING:
     from trainer.model import Forecaster
@@ -53,13 +54,17 @@ def noise_scale(panel: pd.DataFrame, contract: Contract, days: int = 56) -> pd.D
     Interval widths are expressed in ``scale`` units, adjusted to the forecast's own level by
     :func:`_width_unit` (count noise grows about like the square root of the level). Series too
     young for a week-over-week change use their level x the panel's typical scale/level ratio;
-    a floor keeps all-zero series from getting zero-width intervals.
+    a floor keeps all-zero series from getting zero-width intervals. Unknown days
+    (``is_unknown``) are left out of both: their filled values are no actuals (a copy of last
+    week's value would fake a zero change).
     """
     date, target = contract.date_column, contract.target
     end = panel.groupby("series_id", observed=True)[date].transform("max")
     recent = panel[panel[date] > end - pd.Timedelta(days=days)]
     recent = recent.assign(series_id=recent["series_id"].astype(str))
     y = recent[target].astype(float)
+    if UNKNOWN in recent.columns and recent[UNKNOWN].any():
+        y = y.where(~recent[UNKNOWN].to_numpy(dtype=bool))
     diffs = (y - y.groupby(recent["series_id"], observed=True).shift(7)).abs()
     stats = pd.DataFrame({"series_id": recent["series_id"], "d": diffs, "y": y})
     g = stats.groupby("series_id", sort=True, observed=True)
@@ -191,9 +196,11 @@ def conformity_scores(
     ``forecasts``: ``series_id, date, step, y, y_hat, cutoff`` (``cutoff``: the last day the
     forecasting model was trained on; each series' noise scale is measured on the days up to
     it). Score = (actual - forecast) / (scale x sqrt(forecast / level)); at most
-    :data:`_MAX_SCORES_PER_STEP` per step are kept (a seeded sample).
+    :data:`_MAX_SCORES_PER_STEP` per step are kept (a seeded sample). Forecasts of the
+    panel's unknown days (``is_unknown``) are no residuals and are left out.
     """
     date = contract.date_column
+    forecasts = known_rows(forecasts, panel, contract, date_column="date")
     parts = []
     for cutoff, group in forecasts.groupby("cutoff", sort=True):
         noise = noise_scale(panel[panel[date] <= cutoff], contract)

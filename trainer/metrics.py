@@ -9,6 +9,10 @@ Definitions (``e = forecast - actual``):
 - ``mase`` = sum |e| / sum scale                       (scale = in-sample seasonal-naive MAE,
   season 7, of the training data behind each row; pooled so that all-zero series do not
   divide by zero)
+
+Unknown days (``is_unknown``: the day's row was quarantined, its panel value a fill) are no
+actuals: :func:`summarize` does not score rows flagged so, and :func:`seasonal_scale` leaves
+out differences that touch one.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ import numpy.typing as npt
 import pandas as pd
 
 ArrayLike = npt.ArrayLike
+
+# The panel's flag of days whose sales are unknown (trainer.panel.UNKNOWN).
+UNKNOWN = "is_unknown"
 
 
 def _pair(y: ArrayLike, y_hat: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -79,10 +86,18 @@ def seasonal_scale(
     time_col: str = "ds",
     target_col: str = "y",
     season: int = 7,
+    unknown_col: str = UNKNOWN,
 ) -> float:
-    """Pooled in-sample MAE of the seasonal-naive forecast: mean |y_t - y_{t-season}|."""
+    """Pooled in-sample MAE of the seasonal-naive forecast: mean |y_t - y_{t-season}|.
+
+    ``history`` is contiguous daily rows per series. Where it has ``unknown_col``, a
+    difference with an unknown day at either end is left out.
+    """
     ordered = history.sort_values([id_col, time_col])
-    diffs = ordered.groupby(id_col, sort=False, observed=True)[target_col].diff(season)
+    values = ordered[target_col]
+    if unknown_col in ordered.columns:
+        values = values.where(~ordered[unknown_col].eq(True).to_numpy())
+    diffs = values.groupby(ordered[id_col], sort=False, observed=True).diff(season)
     diffs = diffs.dropna()
     return float(diffs.abs().mean()) if len(diffs) else float("nan")
 
@@ -124,8 +139,11 @@ def summarize(
     """Metrics overall and per cumulative horizon bucket for an evaluation frame.
 
     ``frame`` has one row per (series, day, window) with the actual, the forecast, the step
-    ahead (1 = first forecast day) and the MASE scale of the row's training window.
+    ahead (1 = first forecast day) and the MASE scale of the row's training window. Rows
+    flagged ``is_unknown`` (when the frame has that column) are not scored.
     """
+    if UNKNOWN in frame.columns:
+        frame = frame[~frame[UNKNOWN].eq(True).to_numpy()]
     out: dict[str, Any] = {"overall": _scores(frame, y, y_hat, scale), "buckets": {}}
     for name, last in buckets or bucket_names(horizon):
         out["buckets"][name] = _scores(frame.loc[frame[step] <= last], y, y_hat, scale)

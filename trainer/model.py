@@ -17,7 +17,7 @@ __all__ = ["FORMAT_VERSION", "ForecastResult", "Forecaster"]
 import datetime as dt
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -116,6 +116,15 @@ class Forecaster:
     def series(self) -> pd.DataFrame:
         """Per-series keys, first/last date and last known covariate values."""
         return self._state.copy()
+
+    def known_series(self, series_ids: Iterable[object]) -> list[str]:
+        """The ids among ``series_ids`` this model was trained on, sorted and unique.
+
+        :meth:`forecast` refuses new history of series it does not know; a caller composing
+        several models (``predict`` with a fallback) splits the rows by this first.
+        """
+        wanted = pd.Index([str(s) for s in series_ids], dtype=object).unique()
+        return sorted(wanted.intersection(pd.Index(self._state["series_id"].astype(str))))
 
     # ------------------------------------------------------------------ fit
 

@@ -4,12 +4,26 @@ The panel is ``daily_sales_features`` as the warehouse wrote it: one row per ser
 ``series_id`` plus the contract's columns. :func:`prepare_panel` checks it and normalises the
 types once; everything downstream (the feature frame, backtest windows, the forecaster's state)
 starts from its output.
+
+Two kinds of filled day: ``is_gap_filled`` (no row at all: target 0, read as zero sales) and
+``is_unknown`` (the day's row was quarantined and never re-delivered: target NULL). An unknown
+day's sales are not known, so they are neither zero nor a training target: the prepared panel
+carries ``is_unknown`` and a target filled by :func:`fill_unknown_target` (for features only),
+and the fitting, the metrics and the interval calibration leave those rows out.
 """
 
 from __future__ import annotations
 
-__all__ = ["panel_columns", "prepare_panel", "series_state"]
+__all__ = [
+    "UNKNOWN",
+    "fill_unknown_target",
+    "known_rows",
+    "panel_columns",
+    "prepare_panel",
+    "series_state",
+]
 
+import logging
 from collections.abc import Iterable
 
 import numpy as np
@@ -24,17 +38,22 @@ from sf_contract import (
     key_text,
     parse_bool,
 )
+from sf_contract.scalars import check_key_part
 from trainer.errors import TrainerError
+
+log = logging.getLogger(__name__)
 
 # Set on a prepared panel's attrs (the contract's name): slices of it skip the checks.
 _PREPARED = "trainer_prepared_panel"
+# The panel's flag of days whose sales are unknown (sf_contract.PANEL_COLUMNS).
+UNKNOWN = "is_unknown"
 
 
 def panel_columns(contract: Contract) -> list[str]:
     """The columns the trainer reads from a panel (observed-only ones are never read)."""
     wanted = ["series_id", contract.date_column, contract.target, *contract.series_keys]
     wanted += [c.name for c in contract.known_columns + contract.static_columns]
-    return [*dict.fromkeys(wanted), "is_gap_filled"]
+    return [*dict.fromkeys(wanted), "is_gap_filled", UNKNOWN]
 
 
 def _series_ids(df: pd.DataFrame, keys: Iterable[str]) -> pd.Series:
@@ -43,6 +62,15 @@ def _series_ids(df: pd.DataFrame, keys: Iterable[str]) -> pd.Series:
     if not keys:
         return pd.Series(SINGLE_SERIES_ID, index=df.index, dtype=object)
     parts = [df[k].map(key_text) for k in keys]
+    for key, part in zip(keys, parts, strict=True):
+        hits = part[part.str.contains(KEY_SEPARATOR, regex=False)]
+        if len(hits):
+            # Two key tuples joined by the separator could share one id (the SQL rejects these
+            # rows at validation; a panel from elsewhere gets the same rule here).
+            try:
+                check_key_part(str(hits.iloc[0]))
+            except ScalarError as exc:
+                raise TrainerError(f"key column {key!r}: {exc}") from None
     out = parts[0]
     for part in parts[1:]:
         out = out + KEY_SEPARATOR + part
@@ -90,8 +118,14 @@ def prepare_panel(df: pd.DataFrame, contract: Contract, *, source: str = "data")
 
     Returns the panel sorted by series and date with ``series_id``, the key columns (as
     read), the date (``datetime64[ns]``), the target (float) and every known / static
-    column (float or string). Observed-only columns are dropped here: nothing downstream may
-    use them.
+    column (float or string), ``is_gap_filled`` when the input has it, and ``is_unknown``
+    (bool; False everywhere when the input lacks it: older tables, plain files). Observed-only
+    columns are dropped here: nothing downstream may use them.
+
+    A NULL target is accepted only on ``is_unknown`` rows. The target of every ``is_unknown``
+    row (NULL or not: the flag wins) is replaced by :func:`fill_unknown_target`, so every
+    consumer sees a complete target and reads ``is_unknown`` to keep those days out of
+    losses and scores.
     """
     if df is None or len(df) == 0:
         raise TrainerError(f"{source}: no rows (is the cut-off before the first date?)")
@@ -126,13 +160,19 @@ def prepare_panel(df: pd.DataFrame, contract: Contract, *, source: str = "data")
         raise TrainerError(f"{source}: date column '{contract.date_column}' has value {bad!r}")
     out[contract.date_column] = dates.dt.tz_localize(None) if dates.dt.tz else dates
     out[contract.date_column] = out[contract.date_column].dt.normalize().astype("datetime64[ns]")
+    if UNKNOWN in df.columns:
+        flags = _to_bool_float(df[UNKNOWN], f"{source}: column '{UNKNOWN}'")
+        out[UNKNOWN] = flags.fillna(0.0).to_numpy() > 0.5
+    else:
+        out[UNKNOWN] = False
     target = pd.to_numeric(df[contract.target], errors="coerce")
-    if target.isna().any():
-        first = out.loc[target.isna()].iloc[0]
+    bad = target.isna().to_numpy() & ~out[UNKNOWN].to_numpy()
+    if bad.any():
+        first = out.loc[bad].iloc[0]
         raise TrainerError(
-            f"{source}: target '{contract.target}' has {int(target.isna().sum())} null or "
-            f"non-numeric values (first: series {first['series_id']} on "
-            f"{first[contract.date_column].date()})"
+            f"{source}: target '{contract.target}' has {int(bad.sum())} null or "
+            f"non-numeric values on rows not flagged {UNKNOWN} (first: series "
+            f"{first['series_id']} on {first[contract.date_column].date()})"
         )
     out[contract.target] = target.astype(float)
     for col in contract.known_columns + contract.static_columns:
@@ -164,10 +204,104 @@ def prepare_panel(df: pd.DataFrame, contract: Contract, *, source: str = "data")
             f"{out['series_id'].iloc[int(gap[0])]}); the daily panel must be contiguous "
             "(daily_sales_features fills missing days)"
         )
+    unknown = out[UNKNOWN].to_numpy()
+    if unknown.any():
+        out[contract.target] = fill_unknown_target(
+            out[contract.target].to_numpy(dtype=np.float64), unknown, codes
+        )
+        log.info("%s: %d unknown (quarantined) days filled for features", source, unknown.sum())
     # Later calls (a backtest window, the calibration model) slice this panel by date or
     # series, which keeps it sorted, contiguous and typed: they skip the checks above.
     out.attrs[_PREPARED] = contract.name
     return out
+
+
+def fill_unknown_target(target: np.ndarray, unknown: np.ndarray, series: np.ndarray) -> np.ndarray:
+    """The target with every unknown day filled: the one fill rule, for features only.
+
+    Rows are sorted by series and day, one row per consecutive day (a prepared panel);
+    ``series`` holds each row's series (ids or codes), ``unknown`` the ``is_unknown`` flags.
+    An unknown day's value becomes, within its own series:
+
+    1. the value 7 days earlier, if that day is known (same weekday, last week);
+    2. else the last known value before it;
+    3. else the first known value after it (a series whose first days are unknown);
+    4. else 0.0 (no day of the series is known; a warning is logged).
+
+    Only known values are ever copied (a fill never feeds another fill), and a known value
+    is a known value whatever produced it (a gap-filled 0 counts). Lags, rolling means,
+    scalers and baselines read the result; the rows stay flagged ``is_unknown``, so no loss
+    or score ever treats a filled value as an actual. Rule 3 reads a later day: a backtest
+    window cut before a series' first known day sees that day's value in its leading fills.
+    """
+    y = np.array(target, dtype=np.float64, copy=True)
+    unknown = np.asarray(unknown, dtype=bool)
+    if len(y) != len(unknown) or len(y) != len(series):
+        raise ValueError("target, unknown and series differ in length")
+    if not unknown.any():
+        return y
+    series = np.asarray(series)
+    n = len(y)
+    pos = np.arange(n, dtype=np.int64)
+    change = np.flatnonzero(series[1:] != series[:-1]) + 1
+    bounds = np.concatenate([[0], change, [n]])
+    sizes = np.diff(bounds)
+    start = np.repeat(bounds[:-1], sizes)
+    end = np.repeat(bounds[1:], sizes)  # exclusive
+    known = ~unknown
+    rows = np.flatnonzero(unknown)
+    # Positions only grow, so a running max / min over the whole array finds the nearest known
+    # row before / after; it belongs to the same series iff it lies within the series' bounds.
+    before = np.maximum.accumulate(np.where(known, pos, -1))[rows]
+    after = np.minimum.accumulate(np.where(known, pos, n)[::-1])[::-1][rows]
+    week = rows - 7
+    week_ok = (week >= start[rows]) & known[np.maximum(week, 0)]
+    before_ok = before >= start[rows]
+    after_ok = after < end[rows]
+    source = np.where(week_ok, week, np.where(before_ok, before, np.where(after_ok, after, -1)))
+    hopeless = source < 0
+    y[rows] = np.where(hopeless, 0.0, y[np.maximum(source, 0)])
+    if hopeless.any():
+        n_series = len(np.unique(start[rows[hopeless]]))
+        log.warning(
+            "%d series have no known day at all; their %d unknown days are filled with 0",
+            n_series,
+            int(hopeless.sum()),
+        )
+    return y
+
+
+def known_rows(
+    frame: pd.DataFrame, panel: pd.DataFrame, contract: Contract, *, date_column: str | None = None
+) -> pd.DataFrame:
+    """The rows of ``frame`` (``series_id`` + a date column) whose day is not an unknown day of
+    ``panel``: what scores and calibration residuals may use as actuals.
+
+    ``date_column`` names the frame's date column (default: the contract's).
+    """
+    date = contract.date_column
+    if UNKNOWN not in panel.columns or frame.empty:
+        return frame
+    flags = panel.loc[panel[UNKNOWN].to_numpy(dtype=bool), ["series_id", date]]
+    if flags.empty:
+        return frame
+    col = date_column or date
+    left = pd.DataFrame(
+        {
+            "series_id": frame["series_id"].astype(str).to_numpy(),
+            "day": pd.to_datetime(frame[col]).to_numpy(dtype="datetime64[ns]"),
+        }
+    )
+    right = pd.DataFrame(
+        {
+            "series_id": flags["series_id"].astype(str).to_numpy(),
+            "day": flags[date].to_numpy(dtype="datetime64[ns]"),
+            "hit": True,
+        }
+    )
+    # A left merge keeps the frame's row order; the panel has one row per series and day.
+    drop = left.merge(right, on=["series_id", "day"], how="left")["hit"].notna().to_numpy()
+    return frame[~drop] if drop.any() else frame
 
 
 def _id_codes(ids: pd.Series) -> np.ndarray:

@@ -24,6 +24,7 @@ from trainer.intervals import SCALED_CONFORMAL
 from trainer.io.files import publish_dir, write_json
 from trainer.metrics import summarize
 from trainer.model import Forecaster
+from trainer.panel import UNKNOWN, known_rows
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ def run_train(
     """Validate on the last ``horizon`` days, refit on everything, write the model folder.
 
     ``panel`` is the prepared panel already limited to days on or before ``cutoff_date``.
-    Returns a small summary (also printed by the CLI).
+    Returns a small summary (also printed by the CLI). Unknown days (``is_unknown``) are
+    scored by no metric and calibrate no interval: their actuals do not exist.
     """
     config.validate()
     date = contract.date_column
@@ -88,12 +90,18 @@ def run_train(
         [c.date().isoformat() for c in cutoffs],
     )
     evals = evaluate_methods(panel, contract, cutoffs, h, {"model": config, SEASONAL_NAIVE: None})
+    evals = {name: known_rows(frame, panel, contract) for name, frame in evals.items()}
+    # Gap-filled days (no row: zero sales) are scored; unknown days (quarantined rows) are not.
+    n_gap = int(panel["is_gap_filled"].sum()) if "is_gap_filled" in panel else None
+    n_unknown = int(panel[UNKNOWN].sum()) if UNKNOWN in panel else 0
     model_scores = summarize(evals["model"], h)
     baseline_scores = summarize(evals[SEASONAL_NAIVE], h)
     metrics = {
         "horizon": h,
         "validation_windows": [c.date().isoformat() for c in cutoffs],
         "n_series_evaluated": int(evals["model"]["series_id"].nunique()),
+        "n_gap_filled_rows": n_gap,
+        "n_unknown_rows": n_unknown,
         **model_scores,
         "baseline": {"method": "seasonal_naive", "season": 7, **baseline_scores},
         "definitions": "trainer.metrics: wape=sum|e|/sum|y|, bias=sum(e)/sum|y|, "
@@ -131,9 +139,8 @@ def run_train(
         "data_uri": data_uri,
         "n_series": int(panel["series_id"].nunique()),
         "n_rows": len(panel),
-        "n_gap_filled_rows": int(panel["is_gap_filled"].sum())
-        if "is_gap_filled" in panel
-        else None,
+        "n_gap_filled_rows": n_gap,
+        "n_unknown_rows": n_unknown,
         "horizon": h,
         "levels": list(config.levels),
         "intervals": fc.intervals,

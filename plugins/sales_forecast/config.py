@@ -18,10 +18,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["GCP_VARIABLES", "REPO_ROOT", "Settings", "get_settings"]
+__all__ = ["GCP_VARIABLES", "INPUT_URI_VARIABLE", "REPO_ROOT", "Settings", "get_settings"]
 
 # plugins/sales_forecast/config.py -> the repository root (holds trainer/, data/, dags/).
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +47,10 @@ GCP_VARIABLES: dict[str, tuple[str, str | None]] = {
     "gcp_cloud_run_cpu": ("sf_gcp_cloud_run_cpu", "2"),
     "gcp_cloud_run_memory": ("sf_gcp_cloud_run_memory", "8Gi"),
 }
+
+
+# The Airflow Variable with the daily input file on GCP (not a GcpConfig value: a param default).
+INPUT_URI_VARIABLE = "sf_gcp_input_uri"
 
 
 def _from_variable(setting: str) -> str:
@@ -77,8 +81,30 @@ class Settings(BaseSettings):
     # DuckDB's cap for the SQL steps (it spills to disk beyond it): "50%" of RAM or e.g. "8GB".
     # DuckDB's own default is 80%, which leaves too little for Airflow and the trainer beside it.
     duckdb_memory_limit: str = "50%"
+    # A run fails when more than this share of one series' rows in its file is rejected with
+    # no day to pin it on (an unreadable date or key): that series' history would get a hole
+    # read as a day without sales. Rejected rows whose day is known only mark that day unknown.
+    max_series_reject_fraction: float = Field(default=0.02, ge=0.0, le=1.0)
     gate_metric: Literal["wape", "mae", "rmse", "mase"] = "wape"
-    gate_min_improvement: float = 0.0
+    # A *changed* recipe must beat the production model by this relative margin (0.02 = 2 %).
+    gate_min_improvement: float = Field(default=0.0, ge=0.0, lt=1.0)
+    # The *same* recipe retrained on newer data replaces production unless it is worse than the
+    # production model (scored as it would serve) by more than this relative margin.
+    gate_freshness_tolerance: float = Field(default=0.02, ge=0.0, lt=1.0)
+    # A production model whose training data ends more than this many days before a run's
+    # cut-off is flagged as stale (run summary, registry view, the serving app's /ready).
+    max_model_age_days: int = Field(default=14, ge=1)
+    # Contracts a run's `dataset` param may name besides the shipped ones: <name>.yaml/.json
+    # files in this folder (empty: only the shipped contracts).
+    contracts_dir: Path | None = None
+    # Local platform: folders an `input_uri` / `future_uri` may point into (the data root and
+    # the repository's data/ folder are always allowed).
+    input_roots: list[Path] = Field(default_factory=list)
+
+    # The model's recipe beyond the trainer's defaults: LightGBM parameters by their trainer
+    # flag name, e.g. SF_TRAINER_PARAMS='{"num_leaves": 31, "learning_rate": 0.05}'. A changed
+    # recipe must beat the production model to replace it (see the gate in docs/).
+    trainer_params: dict[str, int | float | str] = Field(default_factory=dict)
 
     # Local job runner: the trainer entrypoint runs as `python -m trainer` from this source tree,
     # exactly as the container's ENTRYPOINT would run it.
@@ -88,6 +114,10 @@ class Settings(BaseSettings):
 
     # ---- GCP (SF_PLATFORM=gcp). Templates rendered at run time; see GCP_VARIABLES above.
     gcp_project: str = _from_variable("gcp_project")
+    # The input_uri param's default on GCP (the demo path means nothing on Composer): the
+    # Variable sf_gcp_input_uri, which may itself hold templates, e.g.
+    # gs://<bucket>/drops/{{ ds }}/sales.csv. Empty: every run must pass input_uri.
+    gcp_input_uri: str = "{{ var.value.get('" + INPUT_URI_VARIABLE + "', '') }}"
     gcp_region: str = _from_variable("gcp_region")  # Vertex AI and Cloud Run
     gcp_bucket: str = _from_variable("gcp_bucket")  # runs/ and models/ live here
     gcp_bq_dataset: str = _from_variable("gcp_bq_dataset")
@@ -116,6 +146,52 @@ class Settings(BaseSettings):
     gcp_conn_id: str = "google_cloud_default"
     # Vertex AI / Cloud Run jobs wait in the triggerer instead of holding a worker slot.
     gcp_deferrable: bool = True
+
+    @field_validator("dataset", "model_name")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        # Both become warehouse and registry names; one rule for every identifier.
+        from sf_contract.schema import check_identifier
+
+        return check_identifier(value, "SF_DATASET / SF_MODEL_NAME")
+
+    @field_validator("trainer_params")
+    @classmethod
+    def _trainer_params(cls, value: dict[str, int | float | str]) -> dict[str, int | float | str]:
+        import re
+
+        for name in value:
+            # Passed as `--<name> <value>` to the trainer: a flag name, never another option.
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+                raise ValueError(f"{name!r} is not a trainer parameter name (e.g. num_leaves)")
+        return value
+
+    @field_validator("backtest_windows", "default_horizon", "trainer_timeout_s")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be >= 1")
+        return value
+
+    @field_validator("max_reject_fraction")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError("must be in [0, 1]")
+        return value
+
+    @property
+    def input_uri_default(self) -> str:
+        """The trigger form's ``input_uri``: the demo file locally, the Variable on GCP."""
+        if self.platform == "gcp" and "default_input_uri" not in self.model_fields_set:
+            return self.gcp_input_uri
+        return self.default_input_uri
+
+    @property
+    def allowed_input_roots(self) -> list[Path]:
+        """Local folders a run's input files may come from (resolved, symlinks followed)."""
+        roots = [self.data_root, REPO_ROOT / "data", *self.input_roots]
+        return [Path(r).expanduser().resolve() for r in roots]
 
     def namespace(self, contract_name: str) -> str:
         """The suffix that keeps each dataset contract's tables and models apart.

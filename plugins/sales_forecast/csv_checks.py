@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 
 from sales_forecast.errors import DataError
 from sf_contract.schema import Contract
@@ -16,6 +17,10 @@ __all__ = ["HEADER_PROBE_BYTES", "check_header", "parse_csv_header"]
 
 # Enough for any header line and the start of the first row.
 HEADER_PROBE_BYTES = 1 << 16
+# Header errors show the file's own text, which may not be a CSV at all (/etc/passwd, an HTTP
+# body, a key file): at most this many names, each cut to this many characters (review D7).
+SHOWN_NAMES = 5
+SHOWN_NAME_CHARS = 40
 
 
 def parse_csv_header(head: bytes, uri: str) -> list[str]:
@@ -37,24 +42,48 @@ def parse_csv_header(head: bytes, uri: str) -> list[str]:
     return [h.strip() for h in header]
 
 
+def _listed(items: list[str] | list[int]) -> str:
+    """The first few items, names cut short and shown with ``repr`` (a quote or a newline
+    stays visible), and how many more there are."""
+    shown = [
+        repr(i[:SHOWN_NAME_CHARS]) + ("..." if len(i) > SHOWN_NAME_CHARS else "")
+        if isinstance(i, str)
+        else str(i)
+        for i in items[:SHOWN_NAMES]
+    ]
+    more = len(items) - SHOWN_NAMES
+    return "[" + ", ".join(shown) + (f", ... ({more} more)" if more > 0 else "") + "]"
+
+
 def check_header(header: list[str], contract: Contract, uri: str) -> None:
     """The CSV's columns must be exactly the contract's (any order)."""
+    expected = f"Expected columns: {contract.column_names}"
+    if len(header) < 2:
+        # Every contract has at least a date and a target. A line without a comma is not a
+        # CSV header, and quoting it would print the first line of whatever file this is.
+        raise DataError(
+            f"{uri}: line 1: the first line has no comma-separated header "
+            f"(is this the right file?). {expected}"
+        )
     problems = []
     blanks = [i + 1 for i, h in enumerate(header) if not h]
     if blanks:
-        problems.append(f"empty column name at position(s) {blanks}")
-    dupes = sorted({h for h in header if h and header.count(h) > 1})
+        problems.append(f"empty column name at position(s) {_listed(blanks)}")
+    # Counter: header.count per name is quadratic on a 64 KiB line of commas.
+    counts = Counter(header)
+    dupes = sorted(h for h, n in counts.items() if h and n > 1)
     if dupes:
-        problems.append(f"duplicate columns {dupes}")
-    missing = [c for c in contract.column_names if c not in header]
+        problems.append(f"duplicate columns {_listed(dupes)}")
+    missing = [c for c in contract.column_names if c not in counts]
     if missing:
-        problems.append(f"missing columns {missing}")
-    unknown = [h for h in header if h and h not in contract.column_names]
+        problems.append(f"missing columns {_listed(missing)}")
+    known = set(contract.column_names)
+    unknown = [h for h in header if h and h not in known]
     if unknown:
-        problems.append(f"unknown columns {unknown}")
+        problems.append(f"unknown columns {_listed(unknown)}")
     if problems:
         raise DataError(
             f"{uri}: line 1 (header) does not match the {contract.name!r} contract: "
             + "; ".join(problems)
-            + f". Expected columns: {contract.column_names}"
+            + f". {expected}"
         )

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import date
 from pathlib import Path
 
+from sales_forecast import decisions
 from sales_forecast.config import get_settings
 from sales_forecast.platforms.local import LocalModelRegistry, duckdb_connect
+from sf_contract.schema import ContractError, check_identifier
 
 __all__ = ["main"]
 
@@ -23,27 +26,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default=None, help="contract name (default: the default)")
     args = parser.parse_args(argv)
     settings = get_settings()
-    contract_name = args.dataset or settings.default_dataset
+    try:
+        contract_name = check_identifier(args.dataset or settings.default_dataset, "--dataset")
+    except ContractError as exc:
+        print(exc)
+        return 2
     suffix = settings.namespace(contract_name)
     db = settings.warehouse_path
     if not db.exists():
         print(f"No warehouse at {db} yet: run `make demo` first.")
         return 1
-    ds = settings.dataset + suffix
+    ds = '"' + settings.dataset + suffix + '"'  # checked identifiers, quoted all the same
     with duckdb_connect(db, read_only=True) as con:
         tables = {
             r[0]
             for r in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [ds]
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+                [settings.dataset + suffix],
             ).fetchall()
         }
         if "daily_sales_forecasts" not in tables:
             print(f"No forecasts in {db} yet.")
             return 1
-        run_id, model_version, created = con.execute(
-            f"SELECT run_id, any_value(model_version), max(created_at) "
-            f"FROM {ds}.daily_sales_forecasts GROUP BY run_id ORDER BY 3 DESC LIMIT 1"
+        run_id, created = con.execute(
+            f"SELECT run_id, max(created_at) "
+            f"FROM {ds}.daily_sales_forecasts GROUP BY run_id ORDER BY 2 DESC LIMIT 1"
         ).fetchone()
+        by_model = con.execute(
+            f"SELECT model_version, count(DISTINCT series_id) FROM {ds}.daily_sales_forecasts "
+            "WHERE run_id = ? GROUP BY 1 ORDER BY 2 DESC",
+            [run_id],
+        ).fetchall()
+        model_version = ", ".join(f"{v} ({n} series)" for v, n in by_model)
         n, series, first, last = con.execute(
             f"SELECT count(*), count(DISTINCT series_id), min(date), max(date) "
             f"FROM {ds}.daily_sales_forecasts WHERE run_id = ?",
@@ -91,6 +105,16 @@ def main(argv: list[str] | None = None) -> int:
         f"Registry {Path(registry.index_path)}: {len(versions)} version(s); "
         f"production = {('v' + prod.version + ' at ' + prod.uri) if prod else 'none'}"
     )
+    if prod:
+        meta_path = Path(prod.uri) / "metadata.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        train_end = meta.get("train_end")
+        age, stale = decisions.model_freshness(train_end, date.today(), settings.max_model_age_days)
+        print(
+            f"  production data ends {train_end or '?'}"
+            + (f" ({age} days ago)" if age is not None else "")
+            + (f"; STALE: {stale}" if stale else "")
+        )
     return 0
 
 

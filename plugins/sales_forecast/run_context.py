@@ -6,21 +6,34 @@ or a templated ``input_uri`` means the same thing locally and on Cloud Composer.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sales_forecast.config import Settings
+from sales_forecast.contract import contract_path
 from sales_forecast.errors import DataError
 from sf_contract.files import CONTRACT_FILE, GATE_FILE
 from sf_contract.scalars import ScalarError, parse_date
+from sf_contract.schema import ContractError
 
-__all__ = ["RunContext", "make_run_context", "render_params", "run_key"]
+__all__ = ["RunContext", "check_input_uri", "make_run_context", "render_params", "run_key"]
 
 # The trigger form's limits (see tasks.dag_params); checked again here for API-triggered runs.
 HORIZON_RANGE = (1, 366)
+
+# gs://<bucket>/<object>: bucket names are a-z, 0-9, "-", "_" and ".", starting and ending
+# with a letter or digit (GCS wants 3 or more; the length is GCS's to refuse).
+_GS_URI = re.compile(r"gs://([a-z0-9](?:[a-z0-9._-]{0,220}[a-z0-9])?)/(.+)")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+# Glob characters: DuckDB's read_csv and gcsfs expand them, so one URI could read many files.
+_WILDCARDS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,73 @@ def render_params(
     return str(dag_run.run_id), when, params
 
 
+def _input_error(param: str, uri: str, why: str, allowed: str) -> DataError:
+    shown = repr(uri) if len(uri) <= 200 else repr(uri[:197]) + "..."
+    return DataError(f"param {param}={shown} {why}; {allowed}")
+
+
+def check_input_uri(uri: str, settings: Settings, param: str = "input_uri") -> str:
+    """``uri`` when a run may read it, else a DataError naming what is allowed.
+
+    The param is typed by whoever triggers the run, and the worker reads it: without a check,
+    ``/etc/passwd`` or ``http://<metadata server>/`` ends up in the task log (review D7). On
+    GCP only ``gs://bucket/object`` is read. Locally, only a path (no scheme, or ``file://``)
+    that, with symlinks followed and ``..`` resolved, lies under one of
+    ``Settings.allowed_input_roots``. Nothing is opened here: a folder or a device is refused
+    from its ``stat``, and a missing file is left to the load step ("input file not found").
+    """
+    if any(ord(c) < 32 or ord(c) == 127 for c in uri):
+        raise _input_error(param, uri, "contains a control character", "use a plain URI")
+    if settings.platform == "gcp":
+        allowed = "on GCP an input is a gs://<bucket>/<object> URI (no wildcards)"
+        match = _GS_URI.fullmatch(uri)
+        if match is None or "::" in uri or "#" in uri:
+            raise _input_error(param, uri, "is not a gs://<bucket>/<object> URI", allowed)
+        if _WILDCARDS & set(match.group(2)):
+            raise _input_error(param, uri, "contains a wildcard (*, ? or [)", allowed)
+        if match.group(2).endswith("/"):
+            raise _input_error(param, uri, "is a folder, not a CSV file", allowed)
+        return uri
+    roots = settings.allowed_input_roots
+    allowed = (
+        "on the local platform an input is a local file path (or file://) under one of "
+        f"{', '.join(str(r) for r in roots)} (add folders with SF_INPUT_ROOTS)"
+    )
+    scheme = _SCHEME.match(uri)
+    path_text = uri
+    if scheme is not None:
+        if scheme.group(1).lower() != "file":
+            raise _input_error(param, uri, f"uses the {scheme.group(1)!r} scheme", allowed)
+        parts = urlsplit(uri)
+        # "%": fsspec does not decode %2e%2e, other readers might; one meaning only.
+        if parts.netloc not in ("", "localhost") or parts.query or parts.fragment or "%" in uri:
+            raise _input_error(param, uri, "is not a plain file:///<path> URI", allowed)
+        path_text = parts.path
+    if "::" in path_text:
+        # fsspec reads "a::b" as a chain of file systems, not as one file name.
+        raise _input_error(param, uri, "contains '::'", allowed)
+    if _WILDCARDS & set(path_text):
+        raise _input_error(param, uri, "contains a wildcard (*, ? or [)", allowed)
+    try:
+        # expanduser: fsspec and DuckDB both read "~/x.csv" as the home folder's.
+        resolved = Path(path_text).expanduser().resolve()
+        try:
+            info: os.stat_result | None = resolved.stat()
+        except FileNotFoundError:
+            info = None
+    except (OSError, ValueError, RuntimeError) as exc:  # a symlink loop, a NUL byte
+        raise _input_error(param, uri, f"cannot be resolved ({exc})", allowed) from None
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise _input_error(
+            param, uri, "is outside the allowed folders (symlinks and .. resolved)", allowed
+        )
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise _input_error(param, uri, "is a folder, not a CSV file", "name the CSV file in it")
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise _input_error(param, uri, "is not a regular file", "name a CSV file")
+    return uri
+
+
 def make_run_context(
     *,
     run_id: str,
@@ -130,8 +210,23 @@ def make_run_context(
     low, high = HORIZON_RANGE
     if not low <= horizon <= high:
         raise DataError(f"param horizon={horizon} is out of range ({low}..{high} days)")
-    input_uri = str(params.get("input_uri") or settings.default_input_uri).strip()
+    input_raw = str(params.get("input_uri") or "").strip()
+    if not input_raw and settings.platform == "gcp":
+        # The local default is the demo file in the repository: nothing to read on GCP.
+        raise DataError(
+            "param input_uri is empty: pass input_uri=gs://<bucket>/<object> "
+            "(or set its default, the Airflow Variable sf_gcp_input_uri)"
+        )
+    input_uri = check_input_uri(input_raw or settings.default_input_uri.strip(), settings)
     future_uri = str(params.get("future_uri") or "").strip() or None
+    if future_uri is not None:
+        future_uri = check_input_uri(future_uri, settings, "future_uri")
+    dataset = str(params.get("dataset") or settings.default_dataset).strip()
+    try:
+        # Names only, nothing opened: a path or `..` fails the run before any task reads it.
+        contract_path(dataset, settings)
+    except ContractError as exc:
+        raise DataError(str(exc)) from None
     key = run_key(run_id)
     return RunContext(
         run_id=run_id,
@@ -140,7 +235,7 @@ def make_run_context(
         cutoff_date=cutoff,
         input_uri=input_uri,
         future_uri=future_uri,
-        dataset=str(params.get("dataset") or settings.default_dataset).strip(),
+        dataset=dataset,
         horizon=horizon,
         enable_deploy=bool(params.get("enable_deploy", False)),
         run_dir=f"{runs_root.rstrip('/')}/{key}",

@@ -12,6 +12,9 @@ the contract's own typed value, so the warehouse and the trainer cannot read the
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -25,18 +28,35 @@ from sf_contract.constants import (
     KEY_SEPARATOR,
     SINGLE_SERIES_ID,
 )
-from sf_contract.schema import Column, Contract
+from sf_contract.schema import Column, Contract, ContractError, check_identifier
 
 __all__ = [
+    "RUN_TABLES",
     "TableNames",
     "fill_literal",
     "regex_literal",
     "render_sql",
+    "run_suffix",
     "string_literal",
     "to_duckdb",
 ]
 
 SQL_DIR = Path(__file__).parent / "sql"
+# GCP project ids (lower-case letters, digits, hyphens; "domain.com:project" legacy ids too):
+# nothing that could close a backtick-quoted name.
+_PROJECT_RE = re.compile(r"^([a-z][a-z0-9.-]*:)?[a-z]([a-z0-9-]*[a-z0-9])?$")
+
+
+# Tables that belong to one run: two overlapping runs (a `dags test` beside the scheduler, a
+# backfill, two DAGs on one dataset) each stage, check and merge their own file.
+RUN_TABLES: frozenset[str] = frozenset({"staging", "staging_checked", "staging_malformed"})
+
+
+def run_suffix(run_id: str) -> str:
+    """The identifier-safe suffix of a run's own tables: readable, and unique per run id."""
+    readable = re.sub(r"[^A-Za-z0-9]+", "_", run_id).strip("_")[:48]
+    digest = hashlib.sha256(run_id.encode("utf-8")).hexdigest()[:10]
+    return f"{readable}_{digest}" if readable else digest
 
 
 @dataclass(frozen=True)
@@ -44,23 +64,38 @@ class TableNames:
     """The pipeline's tables, fully qualified and quoted for BigQuery (backticks).
 
     One field per table, so a misspelt table is an AttributeError where it is written rather
-    than a query against a table that does not exist.
+    than a query against a table that does not exist. The staging tables (:data:`RUN_TABLES`)
+    carry the run's suffix when ``run_id`` is given. Every part of a name has passed
+    :func:`sf_contract.schema.check_identifier` (the project id, on BigQuery, its own rule),
+    so no quoting inside a name is ever needed; the quotes are still always written.
     """
 
     prefix: str  # "project.dataset" on BigQuery, "dataset" in DuckDB
+    run_id: str | None = None
     staging: str = field(init=False)
     staging_malformed: str = field(init=False)
     staging_checked: str = field(init=False)
     rejected_rows: str = field(init=False)
+    unknown_days: str = field(init=False)
     sales_history: str = field(init=False)
     daily_sales_features: str = field(init=False)
     backtest_results: str = field(init=False)
     daily_sales_forecasts: str = field(init=False)
 
     def __post_init__(self) -> None:
+        *project, dataset = self.prefix.split(".")
+        check_identifier(dataset, "warehouse dataset")
+        if project and not _PROJECT_RE.match(".".join(project)):
+            raise ContractError(f"{'.'.join(project)!r} is not a valid GCP project id")
         for table in fields(self):
-            if table.name != "prefix":
-                object.__setattr__(self, table.name, f"`{self.prefix}.{table.name}`")
+            if table.name not in ("prefix", "run_id"):
+                object.__setattr__(self, table.name, f"`{self.prefix}.{self.name(table.name)}`")
+
+    def name(self, table: str) -> str:
+        """The table's own name (no dataset, no quotes), with the run's suffix if it has one."""
+        if table in RUN_TABLES and self.run_id:
+            return f"{table}__{run_suffix(self.run_id)}"
+        return table
 
 
 def _q(name: str) -> str:
@@ -110,8 +145,14 @@ def fill_literal(col: Column) -> str:
     raise ValueError(f"column {col.name!r}: no {col.type} literal for {value!r}")
 
 
-def render_sql(name: str, contract: Contract, tables: TableNames, **params: Any) -> str:
-    """Render ``sql/<name>.sql`` (BigQuery dialect) for a contract."""
+def render_sql(
+    name: str, contract: Contract, tables: TableNames, render: Mapping[str, Any] | None = None
+) -> str:
+    """Render ``sql/<name>.sql`` (BigQuery dialect) for a contract.
+
+    ``render`` are the template's own switches (e.g. ``incoming`` in features.sql). Values a
+    user chose never go through here: they are query parameters.
+    """
     import jinja2  # local import: keep DAG parsing light
 
     env = jinja2.Environment(
@@ -142,10 +183,11 @@ def render_sql(name: str, contract: Contract, tables: TableNames, **params: Any)
         t=tables,
         keys=keys,
         date=contract.date_column,
+        date_col=contract.column(contract.date_column),
         target=contract.target,
         columns=list(contract.columns),
         value_columns=[c for c in contract.columns if c.role not in ("date", "key")],
-        **params,
+        **dict(render or {}),
     )
 
 

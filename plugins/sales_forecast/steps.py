@@ -21,6 +21,7 @@ from sales_forecast.csv_checks import HEADER_PROBE_BYTES, check_header, parse_cs
 from sales_forecast.errors import DataError, SkipStep
 from sales_forecast.platforms.base import ModelVersion, Platform, StagingLoad
 from sales_forecast.run_context import RunContext, run_key
+from sales_forecast.sqlrender import render_sql
 from sf_contract.constants import PRODUCTION_ALIAS
 from sf_contract.files import (
     METADATA_FILE,
@@ -50,6 +51,7 @@ __all__ = [
     "forecast_job",
     "load_run_contract",
     "load_to_staging",
+    "merge_history",
     "plan_backtest",
     "plan_forecast",
     "plan_train",
@@ -110,6 +112,9 @@ def prepare_staging(ctx: RunContext, platform: Platform) -> tuple[Contract, list
     write_json(platform, f"{ctx.run_dir}/run.json", ctx.to_dict())
     if not platform.store.exists(ctx.input_uri):
         raise DataError(f"{ctx.input_uri}: input file not found")
+    if ctx.future_uri and not platform.store.exists(ctx.future_uri):
+        # Found out now, not after the whole training at the forecast step.
+        raise DataError(f"{ctx.future_uri}: future covariates file not found")
     head = platform.store.read_bytes(ctx.input_uri, limit=HEADER_PROBE_BYTES)
     header = parse_csv_header(head, ctx.input_uri)
     check_header(header, contract, ctx.input_uri)
@@ -147,7 +152,7 @@ def load_to_staging(ctx: RunContext, platform: Platform, settings: Settings) -> 
 def validate(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
     contract = load_run_contract(ctx)
     wh = platform.warehouse
-    wh.run_script("validate", contract)
+    wh.run_script("validate", contract, cutoff=ctx.cutoff_date)
     wh.run_script("quarantine", contract, run_id=ctx.run_id, source_file=ctx.input_uri)
     (stats,) = wh.query(
         f"SELECT COUNT(*) AS staged, COUNTIF(reject_reason IS NOT NULL) AS rejected "
@@ -170,6 +175,12 @@ def validate(ctx: RunContext, platform: Platform, settings: Settings) -> dict[st
     )
     if summary["rejected"]:
         log.warning("%s rows quarantined in rejected_rows; first: %s", summary["rejected"], where)
+        decisions.series_reject_outcome(
+            wh.query(render_sql("series_rejects", contract, wh.tables)),
+            max_fraction=settings.max_series_reject_fraction,
+            input_uri=ctx.input_uri,
+            run_id=ctx.run_id,
+        )
     log.info("validation: %s", summary)
     return summary
 
@@ -177,13 +188,18 @@ def validate(ctx: RunContext, platform: Platform, settings: Settings) -> dict[st
 def build_features(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
     contract = load_run_contract(ctx)
     wh = platform.warehouse
-    wh.run_script("merge_history", contract, run_id=ctx.run_id)
-    wh.run_script("features", contract)
+    # This run's accepted rows count as history here; they are merged into sales_history only
+    # by merge_history, after the forecast, so a run that fails leaves history untouched.
+    incoming = wh.table_exists("staging_checked")
+    if not incoming:
+        log.warning("this run's staging tables are gone (already merged): history alone is used")
+    wh.run_script("features", contract, render={"incoming": incoming}, cutoff=ctx.cutoff_date)
     d = f"`{contract.date_column}`"
     (stats,) = wh.query(
         f"SELECT COUNT(*) AS rows_total, COUNTIF({d} <= @cutoff) AS rows_in_window, "
         f"COUNT(DISTINCT IF({d} <= @cutoff, series_id, NULL)) AS series, "
-        f"MIN({d}) AS first_date, MAX(IF({d} <= @cutoff, {d}, NULL)) AS last_date "
+        f"MIN({d}) AS first_date, MAX(IF({d} <= @cutoff, {d}, NULL)) AS last_date, "
+        f"COUNTIF(is_unknown) AS unknown_days "
         f"FROM {wh.tables.daily_sales_features}",
         cutoff=ctx.cutoff_date,
     )
@@ -194,6 +210,26 @@ def build_features(ctx: RunContext, platform: Platform, settings: Settings) -> d
         log.warning("%s", stale)
     log.info("daily_sales_features: %s", summary)
     return summary
+
+
+def merge_history(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
+    """This run's accepted rows join sales_history, then its staging tables are dropped.
+
+    Runs after the forecast: only a run that got that far changes history. A retry after the
+    staging tables were dropped finds nothing left to merge and says so.
+    """
+    contract = load_run_contract(ctx)
+    wh = platform.warehouse
+    if not wh.table_exists("staging_checked"):
+        log.info("nothing to merge: this run's staging tables were merged and dropped already")
+        return {"merged": None, "table": wh.table_uri("sales_history")}
+    (accepted,) = wh.query(
+        f"SELECT COUNT(*) AS n FROM {wh.tables.staging_checked} WHERE reject_reason IS NULL"
+    )
+    wh.run_script("merge_history", contract, run_id=ctx.run_id)
+    wh.run_script("drop_staging", contract)
+    log.info("merged %s accepted rows into sales_history", accepted["n"])
+    return {"merged": int(accepted["n"]), "table": wh.table_uri("sales_history")}
 
 
 # ---------------------------------------------------------------- trainer jobs
@@ -282,6 +318,7 @@ def backtest_job(
             n_windows=settings.backtest_windows,
             metric=settings.gate_metric,
             min_improvement=settings.gate_min_improvement,
+            freshness_tolerance=settings.gate_freshness_tolerance,
             champion_dir=champion_dir,
         ),
         env={},
@@ -312,57 +349,103 @@ def forecast_job(
             ctx.cutoff_date,
             ctx.horizon,
             run_id=ctx.run_id,
-            model_dir=chosen.model_dir,
-            model_version=chosen.model_version,
+            model=chosen,
             future_uri=ctx.future_uri,
         ),
         env={},
         job_name=f"predict-{ctx.run_key}",
-        state={"model_dir": chosen.model_dir, "model_version": chosen.model_version},
+        state={
+            "model_dir": chosen.model_dir,
+            "model_version": chosen.model_version,
+            "fallback_version": chosen.fallback_version,
+        },
+    )
+
+
+def _production_info(platform: Platform, champion: ModelVersion) -> tuple[str | None, int | None]:
+    """The production model's training end and calibrated horizon (None when unreadable)."""
+    try:
+        meta = read_metadata(platform, champion.uri)
+    except (FileNotFoundError, FileFormatError) as exc:
+        # Without its training window the production model may have seen later days.
+        log.warning("production v%s has no usable metadata: %s", champion.version, exc)
+        return None, None
+    config = meta.get("trainer_config") or {}
+    horizon = meta.get("horizon") or (config.get("horizon") if isinstance(config, dict) else None)
+    train_end = meta.get("train_end")
+    return (
+        str(train_end) if train_end else None,
+        int(horizon) if isinstance(horizon, int) else None,
     )
 
 
 def plan_forecast(ctx: RunContext, platform: Platform, settings: Settings) -> TrainerJob:
     gate = read_gate(platform, ctx)
     champion = _production(platform)
-    train_end = None
+    train_end, champion_horizon = None, None
     if champion is not None and not gate["passed"]:
-        try:
-            train_end = read_metadata(platform, champion.uri).get("train_end")
-        except (FileNotFoundError, FileFormatError) as exc:
-            # Without its training window the production model may have seen later days.
-            log.warning("production v%s has no usable metadata: %s", champion.version, exc)
+        train_end, champion_horizon = _production_info(platform, champion)
     chosen = decisions.forecast_model(
-        gate_passed=gate["passed"],
+        gate=gate,
         champion_uri=champion.uri if champion else None,
         champion_version=champion.version if champion else None,
-        champion_train_end=str(train_end) if train_end else None,
+        champion_train_end=train_end,
+        champion_horizon=champion_horizon,
         cutoff=ctx.cutoff_date,
+        horizon=ctx.horizon,
         candidate_dir=ctx.model_dir,
         run_key=ctx.run_key,
     )
     log.info("forecasting with %s (%s)", chosen.model_version, chosen.reason)
     if ctx.future_uri and not platform.store.exists(ctx.future_uri):
         raise DataError(f"{ctx.future_uri}: future covariates file not found")
-    return forecast_job(ctx, trainer_paths(ctx, platform), chosen)
+    job = forecast_job(ctx, trainer_paths(ctx, platform), chosen)
+    job.state["max_model_age_days"] = settings.max_model_age_days
+    return job
 
 
 def finish_forecast(ctx: RunContext, platform: Platform, job: TrainerJob) -> dict[str, Any]:
     wh = platform.warehouse
-    (stats,) = wh.query(
-        f"SELECT COUNT(*) AS rows_written, COUNT(DISTINCT series_id) AS series, "
+    counts = wh.query(
+        f"SELECT model_version, COUNT(*) AS rows, COUNT(DISTINCT series_id) AS series, "
         f"MIN(date) AS first_date, MAX(date) AS last_date "
-        f"FROM {wh.tables.daily_sales_forecasts} WHERE run_id = @run_id",
+        f"FROM {wh.tables.daily_sales_forecasts} WHERE run_id = @run_id "
+        f"GROUP BY model_version",
         run_id=ctx.run_id,
     )
-    out = decisions.forecast_outcome(
-        stats,
-        ctx.horizon,
-        str(job.state.get("model_version", "")),
-        wh.table_uri("daily_sales_forecasts"),
+    (expected,) = wh.query(
+        f"SELECT COUNT(DISTINCT series_id) AS n FROM {wh.tables.daily_sales_features} "
+        f"WHERE `{load_run_contract(ctx).date_column}` <= @cutoff",
+        cutoff=ctx.cutoff_date,
     )
+    out = decisions.forecast_outcome(
+        counts,
+        expected_series=int(expected["n"]),
+        horizon=ctx.horizon,
+        table=wh.table_uri("daily_sales_forecasts"),
+    )
+    out["model_version"] = str(job.state.get("model_version", ""))
+    max_age = job.state.get("max_model_age_days")
+    out.update(freshness(ctx, platform, int(max_age) if max_age else 14))
     log.info("forecasts: %s", out)
     return out
+
+
+def freshness(ctx: RunContext, platform: Platform, max_age_days: int) -> dict[str, Any]:
+    """How old the production model's data is at this run's cut-off (warns when stale)."""
+    champion = _production(platform)
+    if champion is None:
+        return {"production_version": None}
+    train_end, _ = _production_info(platform, champion)
+    age, stale = decisions.model_freshness(train_end, ctx.cutoff_date, max_age_days)
+    if stale:
+        log.warning("%s", stale)
+    return {
+        "production_version": champion.version,
+        "production_train_end": train_end,
+        "production_age_days": age,
+        "production_stale": stale is not None,
+    }
 
 
 TRAINER_JOBS: dict[
@@ -388,7 +471,7 @@ def preview_job(
     if step == "train":
         return TrainerJob(
             command="train",
-            args=decisions.train_args(paths, ctx.cutoff_date, ctx.horizon),
+            args=decisions.train_args(paths, ctx.cutoff_date, ctx.horizon, settings.trainer_params),
             env=decisions.train_env(paths),
             job_name=f"train-{ctx.run_key}",
         )
@@ -455,12 +538,24 @@ def registration(ctx: RunContext, platform: Platform) -> Registration:
     reason = decisions.register_skip_reason(ctx.enable_deploy, gate)
     if reason:
         raise SkipStep(reason)
+    metadata = read_metadata(platform, ctx.model_dir)
+    champion = _production(platform)
+    if champion is not None and champion.run_id != ctx.run_id:
+        reason = decisions.register_skip_reason(
+            ctx.enable_deploy,
+            gate,
+            production_train_end=_production_info(platform, champion)[0],
+            cutoff=ctx.cutoff_date,
+            train_end=str(metadata.get("train_end") or ""),
+        )
+        if reason:
+            raise SkipStep(reason)
     return Registration(
         model_dir=ctx.model_dir,
         run_id=ctx.run_id,
         gate=gate,
         metrics=read_json(platform, f"{ctx.model_dir}/{METRICS_FILE}"),
-        metadata=read_metadata(platform, ctx.model_dir),
+        metadata=metadata,
     )
 
 
@@ -495,6 +590,7 @@ STEPS: dict[str, Step] = {
     "train": train,
     "backtest_and_gate": backtest_and_gate,
     "forecast": forecast,
+    "merge_history": merge_history,
     "register": register,
     "deploy": deploy,
 }

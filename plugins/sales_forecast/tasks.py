@@ -1,4 +1,4 @@
-"""The daily DAG's eight tasks, built for the configured platform, and their trigger form.
+"""The daily DAG's nine tasks, built for the configured platform, and their trigger form.
 
 Same task ids, same params, same order on every platform; only the operators behind the ids
 change. Nothing here imports pandas, DuckDB, LightGBM or a cloud client at parse time.
@@ -25,6 +25,7 @@ class DailyTasks(NamedTuple):
     train: BaseOperator
     backtest_and_gate: BaseOperator
     forecast: BaseOperator
+    merge_history: BaseOperator
     register: BaseOperator
     deploy: BaseOperator
 
@@ -32,6 +33,8 @@ class DailyTasks(NamedTuple):
 def dag_params(settings: Settings | None = None) -> dict[str, Any]:
     """The Params shown in the trigger form."""
     from airflow.sdk import Param
+
+    from sf_contract.schema import IDENTIFIER_PATTERN
 
     settings = settings or get_settings()
     return {
@@ -43,7 +46,7 @@ def dag_params(settings: Settings | None = None) -> dict[str, Any]:
             "beats the seasonal-naive baseline and the production model on the backtest.",
         ),
         "input_uri": Param(
-            settings.default_input_uri,
+            settings.input_uri_default,
             type="string",
             minLength=1,
             title="Input CSV",
@@ -62,8 +65,11 @@ def dag_params(settings: Settings | None = None) -> dict[str, Any]:
             settings.default_dataset,
             type="string",
             minLength=1,
+            # The trigger form refuses a path or a name that could not be a table name.
+            pattern=IDENTIFIER_PATTERN,
             title="Dataset contract",
-            description="retail, takeaway, or the path to a contract YAML/JSON file.",
+            description="A shipped contract (retail, takeaway) or the name of a contract file "
+            "in the configured contracts folder (SF_CONTRACTS_DIR).",
             examples=["retail", "takeaway"],
         ),
         "horizon": Param(
@@ -87,12 +93,17 @@ def dag_params(settings: Settings | None = None) -> dict[str, Any]:
 def run_step(step: str, **context: Any) -> Any:
     """Run one step of :mod:`sales_forecast.steps` inside an Airflow task (any platform)."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    from pydantic import ValidationError
 
     from sales_forecast.errors import ConfigError, DataError, SkipStep
     from sales_forecast.platforms import open_run
     from sales_forecast.steps import STEPS
 
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        # A bad SF_* setting does not get better by retrying either.
+        raise AirflowFailException(f"invalid settings (SF_* environment): {exc}") from None
     task = context["task"]
     try:
         ctx, platform = open_run(settings, context, task.render_template)

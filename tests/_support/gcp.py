@@ -38,6 +38,7 @@ WHEN = datetime(2025, 4, 1, tzinfo=UTC)
 # What a Composer user sets as Airflow Variables (here: AIRFLOW_VAR_* environment variables).
 VARIABLES = {
     "SF_GCP_PROJECT": "acme-forecast",
+    "SF_GCP_INPUT_URI": "gs://acme-drops/drops/{{ ds }}/sales.csv",
     "SF_GCP_REGION": "europe-west4",
     "SF_GCP_BUCKET": "acme-sf",
     "SF_GCP_BQ_DATASET": "sales_fc",

@@ -71,6 +71,7 @@ def test_daily_dag_shape(dagbag):
         "train",
         "backtest_and_gate",
         "forecast",
+        "merge_history",
         "register",
         "deploy",
     ]

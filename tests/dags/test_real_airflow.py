@@ -74,6 +74,7 @@ def airflow(tmp_path_factory):
         "PYTHONPATH": f"{REPO / 'plugins'}:{REPO}",
         "SF_PLATFORM": "local",
         "SF_DATA_ROOT": str(root / "data"),
+        "SF_INPUT_ROOTS": json.dumps([str(root)]),  # the test's input files live beside it
         # Unpausing creates a scheduled run for the latest day too: keep it as small as ours.
         "SF_DEFAULT_INPUT_URI": str(sales),
     }

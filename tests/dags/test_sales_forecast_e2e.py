@@ -49,6 +49,7 @@ def env(tmp_path_factory):
         "PYTHONPATH": f"{REPO / 'plugins'}:{REPO}",
         "SF_PLATFORM": "local",
         "SF_DATA_ROOT": str(root / "data"),
+        "SF_INPUT_ROOTS": json.dumps([str(root)]),  # the test's input files live beside it
     }
     subprocess.run([AIRFLOW, "db", "migrate"], env=e, check=True, capture_output=True)
     n_series = panel.history.groupby(["store_id", "item_id"]).ngroups

@@ -100,7 +100,10 @@ def results(daily_file, gcs_client, run_gcp_dag):
         [
             # {{ ds }} in the input param is rendered at run time, as for a daily drop folder.
             {
-                "task_ids": FIRST_TASKS,
+                # The accepted rows join history in merge_history (after the forecast in the
+                # DAG; the trainer jobs in between are tested in test_trainer_on_emulators).
+                "task_ids": [*FIRST_TASKS, "merge_history"],
+                "edges": [["build_features", "merge_history"]],
                 "logical_date": LOGICAL_DATE,
                 "conf": {"input_uri": "gs://sf-drops/{{ ds }}/sales.csv", "dataset": "retail"},
                 "variables": variables("daily"),
@@ -125,15 +128,19 @@ def results(daily_file, gcs_client, run_gcp_dag):
 @pytest.fixture(scope="module")
 def daily(results):
     result = results["daily"]
-    assert result.states == {t: "success" for t in FIRST_TASKS}, result.output[-5000:]
+    expected = {t: "success" for t in [*FIRST_TASKS, "merge_history"]}
+    assert result.states == expected, result.output[-5000:]
     return result
 
 
 def test_first_three_tasks_succeed(daily):
+    from sales_forecast.sqlrender import run_suffix
+
     assert (
         "loaded 34 rows from gs://sf-drops/2025-02-01/sales.csv into "
-        "test-project.daily.staging (1 malformed lines set aside)"
+        f"test-project.daily.staging__{run_suffix(daily.run_id)} (1 malformed lines set aside)"
     ) in daily.output
+    assert "merged 31 accepted rows into sales_history" in daily.output
     assert "4 rows quarantined in rejected_rows" in daily.output
     # The shared steps' summaries, from the emulator's answers to their queries.
     assert (
@@ -141,7 +148,7 @@ def test_first_three_tasks_succeed(daily):
     ) in daily.output
     assert (
         "daily_sales_features: {'rows_total': 33, 'rows_in_window': 33, 'series': 2, "
-        "'first_date': '2025-01-01', 'last_date': '2025-01-20', "
+        "'first_date': '2025-01-01', 'last_date': '2025-01-20', 'unknown_days': 0, "
         "'table': 'bq://test-project.daily.daily_sales_features'}"
     ) in daily.output
     assert "data is stale: its last day 2025-01-20 is 11 days before the cutoff 2025-01-31" in (
@@ -220,17 +227,19 @@ def test_features_fill_gaps_per_series(daily, bq_client):
 
 
 def test_staging_copy_is_numbered_and_contract_written(daily, gcs_client, bq_client):
+    from google.api_core.exceptions import NotFound
     from sales_forecast.run_context import run_key
+    from sales_forecast.sqlrender import run_suffix
 
     key = run_key(daily.run_id)
-    staged = rows(
-        bq_client,
-        "SELECT _source_row, _source_file, store_id, date FROM `test-project.daily.staging` "
-        "ORDER BY _source_row LIMIT 2",
-    )
-    assert [r["_source_row"] for r in staged] == [2, 3]
-    assert staged[0]["store_id"] == "S01" and staged[0]["date"] == "2025-01-01"
     runs = gcs_client.bucket("sf-runs")
+    numbered = runs.blob(f"runs/{key}/staging/input.csv").download_as_text().splitlines()
+    assert numbered[0].startswith("_source_row,_source_file,")
+    assert [line.split(",")[0] for line in numbered[1:3]] == ["2", "3"]
+    # The run's own staging tables are dropped once merge_history has merged them.
+    for table in ("staging", "staging_checked", "staging_malformed"):
+        with pytest.raises(NotFound):
+            bq_client.get_table(f"test-project.daily.{table}__{run_suffix(daily.run_id)}")
     contract = json.loads(runs.blob(f"runs/{key}/contract.json").download_as_text())
     assert contract["name"] == "retail" and contract["series_keys"] == ["store_id", "item_id"]
     run = json.loads(runs.blob(f"runs/{key}/run.json").download_as_text())

@@ -61,7 +61,7 @@ def gcp_run(client_env):
         def list_versions(self):
             return []
 
-    settings = Settings(backtest_windows=1, default_horizon=HORIZON)
+    settings = Settings(platform="gcp", backtest_windows=1, default_horizon=HORIZON)
     variables = {
         "sf_gcp_project": "test-project",
         "sf_gcp_bucket": "sf-trainer",

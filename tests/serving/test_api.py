@@ -313,3 +313,24 @@ def test_openapi_schema(served: Any) -> None:
     assert {"200", "413", "422", "503"} <= set(predict["responses"])
     assert "/metrics" not in schema["paths"]
     assert served.get("/docs").status_code == 200
+
+
+# ---------------------------------------------------------------- series the model cannot serve
+
+
+def test_a_new_series_is_a_422_that_says_why_and_when(served: Any) -> None:
+    response = _predict(served, S1A, {"store_id": "S1", "item_id": "NEW"})
+    message = _error(response, 422, "instances[1]")
+    assert message.startswith("unknown series: store_id='S1', item_id='NEW' is not in model")
+    assert "model version 1 (trained on data up to 2024-06-30, 4 series)" in message
+    assert "served after the next training run that includes it" in message
+    assert message in response.json()["error"]
+
+
+def test_a_key_holding_the_separator_is_a_422_on_that_field(served: Any) -> None:
+    response = _predict(served, {"store_id": "S01|X", "item_id": "A"})
+    message = _error(response, 422, "instances[0].store_id")
+    assert "'S01|X' contains '|'" in message
+    # The field that holds it is named, whichever key it is.
+    response = _predict(served, {"store_id": "S1", "item_id": "A|B"})
+    assert "'|'" in _error(response, 422, "instances[0].item_id")

@@ -95,3 +95,13 @@ def test_importing_the_app_loads_nothing() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=repo
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_max_model_age_days(env: Any) -> None:
+    env.delenv("SF_MAX_MODEL_AGE_DAYS", raising=False)
+    assert Settings().max_model_age_days == 14  # the Airflow side's default too
+    env.setenv("SF_MAX_MODEL_AGE_DAYS", "30")
+    assert Settings().max_model_age_days == 30
+    env.setenv("SF_MAX_MODEL_AGE_DAYS", "0")
+    with pytest.raises(ValueError, match="SF_MAX_MODEL_AGE_DAYS"):
+        Settings()

@@ -241,3 +241,202 @@ def test_storage_uri_with_a_malformed_manifest_is_refused(
     client = client_for(storage_uri=str(folder))
     reason = client.get("/ready").json()["reason"]
     assert "manifest.json is not" in reason and '"<sha256>"' in reason
+
+
+# ---------------------------------------------------------------- freshness
+
+
+@pytest.mark.parametrize(
+    ("today", "age", "stale"),
+    [("2024-06-30", 0, False), ("2024-07-14", 14, False), ("2024-07-15", 15, True)],
+)
+def test_freshness_is_stale_beyond_the_max_age(today: str, age: int, stale: bool) -> None:
+    import datetime as dt
+
+    from serving.model_store import freshness
+
+    fresh = freshness(dt.date(2024, 6, 30), dt.date.fromisoformat(today), 14)
+    assert fresh == {"train_end": "2024-06-30", "age_days": age, "max_age_days": 14, "stale": stale}
+
+
+def _today(monkeypatch: Any, day: str) -> None:
+    import datetime as dt
+
+    import serving.model_store as store_module
+
+    monkeypatch.setattr(store_module, "_utc_today", lambda: dt.date.fromisoformat(day))
+
+
+def test_ready_reports_the_models_age_and_logs_once_when_stale(
+    registry: Any,
+    model_a: Path,
+    helpers: Any,
+    tmp_path: Path,
+    client_for: Any,
+    monkeypatch: Any,
+    caplog: Any,
+) -> None:
+    # metadata.json (verified with the other files) says 06-28; the series' state says 06-30.
+    folder = helpers.copy_model(model_a, tmp_path / "with-metadata")
+    (folder / "metadata.json").write_text(json.dumps({"train_end": "2024-06-28"}))
+    registry.promote(folder)
+    caplog.set_level(logging.WARNING, logger="serving.model_store")
+    _today(monkeypatch, "2024-07-10")
+    client = client_for(max_model_age_days=14)
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    model = ready.json()["model"]
+    assert (model["train_end"], model["train_end_source"]) == ("2024-06-28", "metadata.json")
+    assert (model["age_days"], model["max_age_days"], model["stale"]) == (12, 14, False)
+    assert "is stale" not in caplog.text
+    # Time passes while it serves: stale, still 200, one warning however often /ready is asked.
+    _today(monkeypatch, "2024-07-20")
+    for _ in range(3):
+        ready = client.get("/ready")
+        assert ready.status_code == 200
+        assert (ready.json()["model"]["age_days"], ready.json()["model"]["stale"]) == (22, True)
+    warnings = [r.getMessage() for r in caplog.records if "is stale" in r.getMessage()]
+    assert warnings == [
+        "model sales_forecast version 1 is stale: trained on data up to 2024-06-28, 22 days "
+        "ago (SF_MAX_MODEL_AGE_DAYS=14); it keeps serving until a newer version is promoted"
+    ]
+    assert client.post("/predict", json={"instances": [S1A]}).status_code == 200
+    metrics = client.get("/metrics").text
+    assert "sales_forecast_model_train_end_timestamp_seconds 1.7195328e+09" in metrics
+
+
+def test_a_new_stale_version_is_logged_again(
+    registry: Any,
+    model_a: Path,
+    model_b: Path,
+    make_settings: Any,
+    monkeypatch: Any,
+    caplog: Any,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="serving.model_store")
+    _today(monkeypatch, "2025-01-01")
+    registry.promote(model_a)
+    store = ModelStore(make_settings())
+    store.load_initial()
+    store.status()
+    registry.promote(model_b)
+    assert store.refresh() is True
+    store.status()
+    stale = [r.getMessage() for r in caplog.records if "is stale" in r.getMessage()]
+    assert len(stale) == 2 and "version 1 " in stale[0] and "version 2 " in stale[1]
+
+
+def test_train_end_from_the_registry_then_from_the_model(
+    registry: Any, model_a: Path, make_settings: Any, monkeypatch: Any
+) -> None:
+    _today(monkeypatch, "2024-07-01")
+    window = {"training_window": {"train_start": "2024-01-01", "train_end": "2024-06-29"}}
+    v1 = registry.registry.register(str(model_a), run_id="r1", metrics={}, extra=window)
+    registry.registry.set_alias("production", v1.version)
+    store = ModelStore(make_settings())
+    store.load_initial()
+    model = store.status()["model"]
+    assert (model["train_end"], model["train_end_source"], model["age_days"]) == (
+        "2024-06-29",
+        "registry",
+        2,
+    )
+    registry.promote(model_a)  # no metadata.json, no window: the series' last day
+    assert store.refresh() is True
+    model = store.status()["model"]
+    assert (model["train_end"], model["train_end_source"], model["age_days"]) == (
+        "2024-06-30",
+        "model",
+        1,
+    )
+
+
+# ---------------------------------------------------------------- wrongly shaped registry (D13)
+
+WRONG_SHAPES = [
+    ("[]", "must hold a JSON object, not list"),
+    ('{"aliases": ["1"], "versions": []}', "aliases an object"),
+    ('{"aliases": ["1"]}', "lacks versions"),
+    (
+        '{"versions": [{"version": "1", "run_id": "r"}], "aliases": {"production": "1"}}',
+        "versions[0] lacks version, uri or run_id",
+    ),
+    (
+        '{"versions": [{"version": "1", "run_id": "r", "uri": null}], '
+        '"aliases": {"production": "1"}}',
+        "uri must be a folder path, not None",
+    ),
+    (
+        '{"versions": [{"version": "1", "run_id": "r", "uri": "/m", "files": "x"}], '
+        '"aliases": {"production": "1"}}',
+        'files must be {"path": "<sha256>", ...}',
+    ),
+    ('{"versions": [], "aliases": {"production": ["1"]}}', "must name a version"),
+]
+
+
+def _write_index(settings: Any, text: str) -> None:
+    settings.registry_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.registry_path.write_text(text)
+
+
+@pytest.mark.parametrize(("text", "words"), WRONG_SHAPES)
+def test_a_wrongly_shaped_registry_at_startup_is_not_ready(
+    make_settings: Any, client_for: Any, text: str, words: str
+) -> None:
+    _write_index(make_settings(), text)
+    client = client_for()  # the lifespan ran: the app is up
+    assert client.get("/live").status_code == 200
+    ready = client.get("/ready")
+    assert ready.status_code == 503
+    body = ready.json()
+    assert words in body["last_error"] and words in body["reason"]
+    assert "model registry" in body["last_error"]
+    assert _predict(client).status_code == 503
+
+
+@pytest.mark.parametrize(("text", "words"), WRONG_SHAPES)
+def test_a_wrongly_shaped_registry_while_serving_is_reported(
+    registry: Any, model_a: Path, client_for: Any, text: str, words: str
+) -> None:
+    registry.promote(model_a)
+    client = client_for()
+    store = client.app.state.store
+    good = registry.registry.index_path.read_text()
+    registry.registry.index_path.write_text(text)
+    assert store.refresh() is False
+    ready = client.get("/ready")
+    assert ready.status_code == 200  # version 1 keeps serving
+    assert words in ready.json()["last_error"]
+    assert ready.json()["last_error"].endswith("; still serving version 1")
+    assert _predict(client).status_code == 200
+    # Fixed again (same version): the fault is over.
+    registry.registry.index_path.write_text(good)
+    assert store.refresh() is False
+    assert client.get("/ready").json()["last_error"] is None
+
+
+def test_a_fault_fixed_before_the_first_promotion_clears_last_error(make_settings: Any) -> None:
+    settings = make_settings()
+    _write_index(settings, "[]")
+    store = ModelStore(settings)
+    store.load_initial()
+    assert "must hold a JSON object" in store.status()["last_error"]
+    _write_index(settings, '{"model": "m", "versions": [], "aliases": {}}')
+    store.refresh()
+    status = store.status()
+    assert status["last_error"] is None and "holds alias 'production'" in status["reason"]
+
+
+def test_load_initial_never_raises(make_settings: Any, monkeypatch: Any) -> None:
+    import serving.model_store as store_module
+
+    def broken(path: Path, alias: str) -> Any:
+        raise KeyError("uri")
+
+    monkeypatch.setattr(store_module, "read_registry", broken)
+    store = ModelStore(make_settings())
+    store.load_initial()
+    status = store.status()
+    assert status["ready"] is False and "KeyError" in status["reason"]
+    assert "KeyError" in status["last_error"]

@@ -91,3 +91,41 @@ def test_rows_keep_model_inputs_and_history_newer_than_the_model() -> None:
     assert parsed.history == [{"day": dt.date(2024, 7, 1), "units": 2.0}]
     # The forecast days start after the newest actual.
     assert parsed.future == [{"day": dt.date(2024, 7, 2), "promo": True}]
+
+
+def test_an_unknown_series_names_the_model_version_and_its_training_end() -> None:
+    parser = InstanceParser(
+        CONTRACT, [{"store": 7}], [LAST], max_horizon=3, version="4", train_end=LAST
+    )
+    with pytest.raises(RequestError) as err:
+        parser.parse(2, Instance.model_validate({"store": 9}))
+    assert err.value.field == "instances[2]" and err.value.status == 422
+    assert err.value.message == (
+        "unknown series: store=9 is not in model version 4 (trained on data up to "
+        "2024-06-30, 1 series); a new series is served after the next training run that "
+        "includes it"
+    )
+
+
+@pytest.mark.parametrize("key", ["7|8", "|", "7|"])
+def test_a_key_holding_the_series_id_separator_names_the_field(key: str) -> None:
+    with pytest.raises(RequestError) as err:
+        _parse({"store": key})
+    assert err.value.field == "instances[0].store" and err.value.status == 422
+    assert err.value.message.startswith("not a valid series key value:")
+    assert f"{key!r} contains '|'" in err.value.message
+
+
+def test_a_key_series_id_refuses_is_a_request_error(monkeypatch: Any) -> None:
+    """Whatever sf_contract's series_id refuses (ScalarError) is a 422 on that key, not a 500."""
+    import serving.requests as requests_module
+    from sf_contract.scalars import ScalarError
+
+    def refuse(parts: Any) -> str:
+        raise ScalarError(f"{parts[0]!r} is not a usable key")
+
+    monkeypatch.setattr(requests_module, "series_id", refuse)
+    with pytest.raises(RequestError) as err:
+        _parse({"store": 7})
+    assert err.value.field == "instances[0].store"
+    assert "not a valid series key value: 7 is not a usable key" in err.value.message

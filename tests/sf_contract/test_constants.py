@@ -42,7 +42,7 @@ def test_the_vocabularies():
 
 
 def test_panel_columns_are_reserved():
-    assert PANEL_COLUMNS == ("series_id", "is_gap_filled")
+    assert PANEL_COLUMNS == ("series_id", "is_gap_filled", "is_unknown")
     assert set(PANEL_COLUMNS) <= RESERVED_COLUMNS
     assert {"run_id", "model_version", "_source_row", "_source_file"} <= RESERVED_COLUMNS
     assert all(name == name.lower() for name in RESERVED_COLUMNS)

@@ -63,9 +63,18 @@ GATE = {"passed": True, "metric": "wape", "reason": "beats the baseline", "chall
 
 
 def test_parse_gate():
-    gate = parse_gate(dumps(GATE))
-    assert gate == GATE
+    gate = parse_gate(dumps({**GATE, "beats_baseline": True}))
+    assert gate == {**GATE, "beats_baseline": True}
     assert parse_gate(json.dumps({**GATE, "passed": False}).encode())["passed"] is False
+
+
+@pytest.mark.parametrize(
+    ("challenger", "baseline", "beats"), [(0.2, 0.3, True), (0.3, 0.3, False), (None, 0.3, False)]
+)
+def test_a_gate_written_before_beats_baseline_existed_gets_it(challenger, baseline, beats):
+    old = {"passed": False, "metric": "wape", "reason": "r", "challenger": challenger,
+           "baseline": baseline}  # fmt: skip
+    assert parse_gate(json.dumps(old))["beats_baseline"] is beats
 
 
 @pytest.mark.parametrize(

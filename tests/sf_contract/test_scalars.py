@@ -9,6 +9,7 @@ import pytest
 from sf_contract.constants import BOOL_FALSE, BOOL_TRUE, KEY_SEPARATOR, SINGLE_SERIES_ID
 from sf_contract.scalars import (
     ScalarError,
+    check_key_part,
     key_text,
     parse_bool,
     parse_date,
@@ -179,3 +180,44 @@ def test_key_text_drops_the_point_zero_of_integral_floats(value, text):
 )
 def test_series_id_joins_keys_or_names_the_single_series(parts, expected):
     assert series_id(parts) == expected
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ["S01", "I001|Z"],
+        ["S01|I001", "Z"],
+        ["|"],
+        ["a|"],
+        [f"x{KEY_SEPARATOR}y"],
+        ("S01", "I001", "||"),
+    ],
+)
+def test_series_id_refuses_key_values_that_contain_the_separator(parts):
+    with pytest.raises(ScalarError, match=r"contains '\|', the character that joins key values"):
+        series_id(parts)
+
+
+def test_two_different_keys_never_share_a_series_id():
+    # Review D4: without the check, both were "S01|I001|Z" and their histories merged.
+    ids = set()
+    for parts in (["S01", "I001|Z"], ["S01|I001", "Z"], ["S01", "I001"], ["S01", "Z"]):
+        try:
+            ids.add(series_id(parts))
+        except ScalarError:
+            continue
+    assert ids == {"S01|I001", "S01|Z"}
+
+
+def test_check_key_part_names_the_value_and_cuts_long_ones_short():
+    assert check_key_part("S01") == "S01"
+    with pytest.raises(ScalarError, match=r"key value 'aaa.*\.\.\. contains") as err:
+        check_key_part("a" * 500 + "|")
+    assert len(str(err.value)) < 250
+
+
+def test_the_separator_is_the_shared_constant():
+    import sf_contract.scalars as scalars
+    from sf_contract import constants
+
+    assert scalars.KEY_SEPARATOR is constants.KEY_SEPARATOR

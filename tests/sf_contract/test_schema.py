@@ -103,11 +103,11 @@ def test_roles_are_inferred_from_the_top_level_fields():
 
 def test_defaults_names_and_types_are_normalised():
     data = with_column(name="price", type="float64", role="known")
-    data["name"] = "  shop sales  "
+    data["name"] = "shop_sales"
     del data["series_keys"]
     contract = parse_contract(data)
     price = contract.column("price")
-    assert contract.name == "shop sales" and contract.description == ""
+    assert contract.name == "shop_sales" and contract.description == ""
     assert price.type == "FLOAT64" and price.future_fill == "last" and price.nullable
     assert contract.column("day").nullable is False
     assert contract.column("units").future_fill is None
@@ -162,6 +162,15 @@ def test_fill_rules_and_their_constants(ctype, raw, rule, value):
     assert col.fill_value() == value and type(col.fill_value()) is type(value)
 
 
+def test_string_fill_constants_up_to_the_limit_are_kept_as_written():
+    text = 'O\'Brien \\ "x" ; -- ' + "é" * 150 + "🍣"
+    assert len(text) <= 200
+    col = parse_contract(
+        with_column(name="x", type="STRING", role="known", future_fill="value:" + text)
+    ).column("x")
+    assert col.fill_value() == text
+
+
 def test_fill_value_of_a_hand_built_column():
     assert Column("x", "FLOAT64", "known").fill_value() is None  # no rule means last
     assert Column("x", "INT64", "known", future_fill="value:7").fill_value() == 7
@@ -200,6 +209,21 @@ REJECTED = [
     ("missing columns", _drop("columns"), "missing required key 'columns'"),
     ("empty name", _set(["name"], "  "), "name must be a non-empty string"),
     ("name not a string", _set(["name"], 3), "name must be a non-empty string"),
+    # The name becomes part of warehouse and model names, pasted into SQL (review D1).
+    ("name with a quote", _set(["name"], 'x"; DROP TABLE t; --'), "contract name .* not a valid"),
+    ("name with a space", _set(["name"], "shop sales"), "contract name 'shop sales' is not a"),
+    ("name with a path", _set(["name"], "../x"), "contract name '../x' is not a valid name"),
+    ("name with a backtick", _set(["name"], "a`b"), "contract name 'a`b' is not a valid"),
+    ("name ending in a newline", _set(["name"], "x\n"), r"contract name 'x\\n' is not a"),
+    ("name padded", _set(["name"], " x "), "contract name ' x ' is not a valid name"),
+    ("name not ASCII", _set(["name"], "stör"), "contract name 'stör' is not a valid name"),
+    ("name leading digit", _set(["name"], "1x"), "contract name '1x' is not a valid name"),
+    ("name too long", _set(["name"], "a" * 129), "contract name 'aaa.*\\.\\.\\. is not a"),
+    ("date_column not a name", _set(["date_column"], "d;ay"), "date_column 'd;ay' is not a valid"),
+    ("date_column not a str", _set(["date_column"], 3), "date_column 3 is not a valid name"),
+    ("target not a name", _set(["target"], "u'nits"), "target \"u'nits\" is not a valid name"),
+    ("series key not a name", _set(["series_keys"], ["a b"]), "series key 'a b' is not a valid"),
+    ("series key not a str", _set(["series_keys"], [1]), "series key 1 is not a valid name"),
     ("no columns", _set(["columns"], []), "columns must be a non-empty list"),
     ("columns not a list", _set(["columns"], {"day": "DATE"}), "columns must be a non-empty list"),
     ("series_keys a string", _set(["series_keys"], "shop"), "series_keys must be a list"),
@@ -209,6 +233,8 @@ REJECTED = [
     ("bad identifier", _col(name="bad name", type="STRING", role="static"), "identifier"),
     ("leading digit", _col(name="1st", type="STRING", role="static"), "identifier"),
     ("too long", _col(name="a" * 129, type="STRING", role="static"), "identifier"),
+    ("trailing newline", _col(name="p\n", type="STRING", role="static"), "identifier"),
+    ("not a string", _col(name=7, type="STRING", role="static"), "column name 7 is not a valid"),
     ("reserved", _col(name="series_id", type="STRING", role="static"), "reserved"),
     ("reserved any case", _col(name="Run_ID", type="STRING", role="static"), "reserved"),
     ("unknown type", _col(name="p", type="TEXT", role="static"), "has type 'TEXT'"),
@@ -242,6 +268,16 @@ REJECTED = [
     ("value:1.5 on INT64", _fill("INT64", "value:1.5"), "is not a INT64 value"),
     ("value:20240101 on DATE", _fill("DATE", "value:20240101"), "is not a DATE value"),
     ("value:2024-W01-1 on DATE", _fill("DATE", "value:2024-W01-1"), "is not a DATE value"),
+    # The shared scalar rule keeps SQL text out of typed constants (review D1's second attack).
+    ("value:\\ on FLOAT64", _fill("FLOAT64", "value:\\"), "is not a FLOAT64 value"),
+    ("value:SQL on BOOL", _fill("BOOL", "value:') OR 1=1; --"), "is not a BOOL value"),
+    ("STRING value: too long", _fill("STRING", "value:" + "x" * 201),
+     "201 characters long; at most 200"),
+    ("STRING value: newline", _fill("STRING", "value:a\nb"), r"control character '\\n'"),
+    ("STRING value: NUL", _fill("STRING", "value:a\x00"), r"control character '\\x00'"),
+    ("STRING value: ESC", _fill("STRING", "value:\x1b[2J"), r"control character '\\x1b'"),
+    ("STRING value: DEL", _fill("STRING", "value:a\x7f"), r"control character '\\x7f'"),
+    ("FLOAT64 value: newline", _fill("FLOAT64", "value:1\n"), "control character"),
     # across columns
     ("duplicate", _col(name="units", type="FLOAT64", role="observed"), "duplicate column names"),
     ("duplicate any case", _col(name="Units", type="FLOAT64", role="observed"),

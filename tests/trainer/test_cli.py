@@ -75,12 +75,17 @@ def test_train_predict_backtest_end_to_end(tmp_path: Path, tiny_db: str, retail_
     )  # fmt: skip
     assert backtest.returncode == 0, backtest.stderr
     gate = json.loads((tmp_path / "bt" / "gate.json").read_text())
-    # The champion is the same recipe, so a 50 % margin cannot be met: a failed gate, exit 0.
-    assert gate["passed"] is False and gate["challenger"] == pytest.approx(gate["champion"])
-    assert "gate FAILED" in backtest.stderr
+    # Production is the same recipe, trained up to the last window's cut-off: scored as it
+    # serves on that window, it ties with the challenger there, which is within the freshness
+    # tolerance (the 50 % margin is for a changed recipe only).
+    assert gate["champion_mode"] == "artifact" and gate["recipe_changed"] is False
+    assert gate["champion_train_end"] == "2024-06-23" and gate["freshness_tolerance"] == 0.02
+    assert gate["challenger_on_artifact_rows"] == pytest.approx(gate["champion"])
+    assert gate["passed"] is True, gate["reason"]
+    assert "gate PASSED" in backtest.stderr
     # The challenger's intervals were calibrated and scored on every window (rolling origin).
     report = json.loads((tmp_path / "bt" / "backtest.json").read_text())
-    assert report["n_windows"] == 2
+    assert report["n_windows"] == 2 and report["methods"]["champion_artifact"]["n_windows"] == 1
     coverage = report["methods"]["challenger"]["coverage"]
     assert set(coverage) == {"80", "95"} and 0 <= coverage["95"]["days_1_7"] <= 1
     assert json.loads(backtest.stdout.strip().splitlines()[-1])["coverage"] == coverage
@@ -112,6 +117,20 @@ def test_user_errors_exit_non_zero_without_traceback(
     result = run_cli("train", *[x for kv in base.items() for x in kv])
     assert result.returncode == 2
     assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1"])
+def test_backtest_rejects_a_freshness_tolerance_outside_0_1(
+    tmp_path: Path, tiny_db: str, retail_contract_file: str, value: str
+):
+    result = run_cli(
+        "backtest", "--data-uri", tiny_db, "--contract", retail_contract_file,
+        "--cutoff-date", "2024-06-30", "--model-dir", str(tmp_path / "m"),
+        "--output-dir", str(tmp_path / "bt"), "--freshness-tolerance", value,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--freshness-tolerance must be in [0, 1)" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -157,6 +176,51 @@ def test_missing_column_and_missing_model_dir(tmp_path: Path, tiny_db: str):
     assert result.returncode == 2 and "AIP_MODEL_DIR" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model-dir", "m", "--model-version", "1", "--fallback-model-dir", "f"], "together"),
+        (["--model-dir", "m", "--model-version", "1", "--fallback-model-version", "2"], "together"),
+        (["--seasonal-naive", "--model-dir", "m"], "--seasonal-naive uses no model"),
+        (["--seasonal-naive"], "--contract"),
+    ],
+)
+def test_predict_argument_errors_exit_2(tmp_path: Path, tiny_db: str, args, message):
+    result = run_cli(
+        "predict", "--cutoff-date", "2024-06-30", "--data-uri", tiny_db,
+        "--output-uri", str(tmp_path / "o.csv"), "--run-id", "r", *args,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_predict_seasonal_naive_without_a_model(
+    tmp_path: Path, tiny_db: str, retail_contract_file: str
+):
+    out_uri = f"duckdb://{tmp_path}/out.duckdb?table=daily_sales_forecasts"
+    result = run_cli(
+        "predict", "--seasonal-naive", "--contract", retail_contract_file,
+        "--data-uri", tiny_db, "--cutoff-date", "2024-06-30", "--horizon", "7",
+        "--output-uri", out_uri, "--run-id", "r1",
+        # Vertex sets AIP_MODEL_DIR on any job: it must not count as a --model-dir.
+        env={"AIP_MODEL_DIR": str(tmp_path / "unused")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["models"] == {"seasonal_naive": 6} and summary["series_seasonal_naive"] == 6
+    con = duckdb.connect(f"{tmp_path}/out.duckdb", read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT count(*), count(DISTINCT series_id), min(model_version), max(model_version),"
+            " count(*) FILTER (WHERE lower_80 <= forecast AND forecast <= upper_95"
+            " AND lower_95 >= 0) FROM daily_sales_forecasts"
+        ).fetchone()
+    finally:
+        con.close()
+    assert rows == (42, 6, "seasonal_naive", "seasonal_naive", 42)
+
+
 def test_help_documents_every_command():
     top = run_cli("--help")
     assert top.returncode == 0 and all(c in top.stdout for c in ("train", "predict", "backtest"))
@@ -164,6 +228,7 @@ def test_help_documents_every_command():
         ("train", "--hpt-metric-name"),
         ("predict", "--future-uri"),
         ("backtest", "--champion-model-dir"),
+        ("backtest", "--freshness-tolerance"),
     ):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and flag in result.stdout

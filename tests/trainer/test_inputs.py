@@ -1,6 +1,8 @@
 import datetime as dt
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -63,3 +65,83 @@ def test_future_csv_dates_are_strict_iso(tmp_path: Path, retail_contract):
         path.write_text(f"store_id,item_id,date\nS1,A,{text}\n")
         with pytest.raises(TrainerError, match=f"row 2: column 'date': cannot parse '{text}'"):
             read_future_csv(str(path), retail_contract)
+
+
+def _quarantined_duckdb(panel: pd.DataFrame, path: Path, writer, rows: list[int]) -> str:
+    """The panel with ``rows`` as daily_sales_features writes a quarantined day: NULL, unknown."""
+    import duckdb
+
+    frame = panel.copy()
+    frame["is_unknown"] = False
+    frame.loc[rows, "is_unknown"] = True
+    uri = writer(frame, path)
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("UPDATE daily_sales_features SET sales = NULL WHERE is_unknown")
+        assert con.execute(
+            "SELECT count(*) FROM daily_sales_features WHERE sales IS NULL"
+        ).fetchone()[0] == len(rows)
+    finally:
+        con.close()
+    return uri
+
+
+def test_a_panel_with_unknown_days_loads_and_trains(
+    tmp_path: Path, retail_panel, retail_contract, small_config, duckdb_writer
+):
+    from trainer.train import run_train
+
+    rng = np.random.default_rng(3)
+    rows = sorted(rng.choice(len(retail_panel), size=60, replace=False).tolist())
+    uri = _quarantined_duckdb(retail_panel, tmp_path / "w.duckdb", duckdb_writer, rows)
+    cutoff = dt.date(2024, 6, 30)
+    panel = load_panel(uri, retail_contract, cutoff)
+    assert int(panel["is_unknown"].sum()) == 60 and panel["sales"].notna().all()
+    summary = run_train(
+        panel=panel,
+        contract=retail_contract,
+        config=small_config,
+        cutoff_date=cutoff,
+        model_dir=str(tmp_path / "model"),
+    )
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert meta["n_unknown_rows"] == metrics["n_unknown_rows"] == 60
+    assert meta["n_gap_filled_rows"] == metrics["n_gap_filled_rows"] == 0
+    # The validation windows (the last 7 days) score only the days whose actuals are known.
+    last_week = panel[panel["date"] > pd.Timestamp(cutoff) - pd.Timedelta(days=7)]
+    assert metrics["overall"]["n"] == int((~last_week["is_unknown"]).sum()) < len(last_week)
+    assert np.isfinite(summary["metrics"]["wape"]) and summary["intervals"]
+
+
+def test_a_null_target_without_is_unknown_is_still_an_error(
+    tmp_path: Path, retail_panel, retail_contract, duckdb_writer
+):
+    uri = _quarantined_duckdb(retail_panel, tmp_path / "w.duckdb", duckdb_writer, [7, 8])
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    try:
+        con.execute("UPDATE daily_sales_features SET is_unknown = FALSE WHERE sales IS NULL")
+    finally:
+        con.close()
+    with pytest.raises(TrainerError, match=r"target 'sales' has 2 null or non-numeric values") as e:
+        load_panel(uri, retail_contract, dt.date(2024, 6, 30))
+    assert uri in str(e.value)
+
+
+def test_plain_files_without_is_unknown_load_with_it_false(
+    tmp_path: Path, retail_panel, retail_contract
+):
+    path = tmp_path / "panel.csv"
+    retail_panel.drop(columns=["is_gap_filled"]).to_csv(path, index=False)
+    panel = load_panel(str(path), retail_contract, dt.date(2024, 6, 30))
+    assert panel["is_unknown"].dtype == bool and not panel["is_unknown"].any()
+    # A CSV with the column: an empty target on an unknown row reads as NULL and is filled.
+    frame = retail_panel.assign(is_unknown=False)
+    frame.loc[10, "is_unknown"] = True
+    frame.loc[10, "sales"] = np.nan
+    frame.to_csv(path, index=False)
+    panel = load_panel(str(path), retail_contract, dt.date(2024, 6, 30))
+    assert int(panel["is_unknown"].sum()) == 1
+    assert panel.loc[panel["is_unknown"], "sales"].item() == retail_panel.loc[3, "sales"]

@@ -49,3 +49,32 @@ def test_summarize_buckets():
     assert out["buckets"]["days_1_7"]["wape"] == pytest.approx(4 / 20)
     assert out["buckets"]["days_1_8"]["n"] == 3
     assert set(out["overall"]) == {"mae", "rmse", "wape", "mase", "bias", "n"}
+
+
+def test_unknown_days_are_not_scored():
+    frame = pd.DataFrame(
+        {
+            "y": [10.0, 10.0, 100.0],
+            "y_hat": [11.0, 13.0, 10.0],
+            "step": [1, 2, 1],
+            "scale": 1.0,
+            "is_unknown": [False, False, True],
+        }
+    )
+    out = summarize(frame, 2)
+    assert out["overall"]["n"] == 2 and out["overall"]["mae"] == pytest.approx(2.0)
+    assert out["buckets"]["day_1"]["n"] == 1
+
+
+def test_seasonal_scale_skips_differences_with_an_unknown_day():
+    df = pd.DataFrame(
+        {
+            "unique_id": ["a"] * 9,
+            "ds": pd.date_range("2024-01-01", periods=9),
+            "y": [1, 2, 3, 4, 5, 6, 7, 3, 2],
+            # day 9's value is a fill (last week's): |2-2| = 0 would understate the noise
+            "is_unknown": [False] * 8 + [True],
+        }
+    )
+    assert seasonal_scale(df) == pytest.approx(2.0)
+    assert seasonal_scale(df.drop(columns=["is_unknown"])) == pytest.approx(1.0)

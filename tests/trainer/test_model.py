@@ -63,6 +63,18 @@ def test_new_history_with_unknown_series_is_an_error(retail_panel, retail_contra
         fitted.forecast(3, new_history=pd.concat([retail_panel, extra]))
 
 
+def test_known_series_splits_history_so_forecast_never_sees_unknown_series(retail_panel, fitted):
+    extra = retail_panel[retail_panel["series_id"] == "S1|A"].assign(
+        series_id="S3|A", store_id="S3"
+    )
+    both = pd.concat([retail_panel, extra])
+    known = fitted.known_series(both["series_id"].unique())
+    assert known == sorted(retail_panel["series_id"].unique()) and "S3|A" not in known
+    assert fitted.known_series(pd.Categorical(["S3|A", "S1|A", "S1|A"])) == ["S1|A"]
+    result = fitted.forecast(3, new_history=both[both["series_id"].isin(known)])
+    assert result.frame["series_id"].nunique() == 6
+
+
 def test_short_series_still_forecast(retail_panel, retail_contract, small_config):
     # A series with 3 days of history: every lag >= 3 is missing, the forecast must not be.
     tiny = retail_panel[
@@ -111,7 +123,7 @@ def test_static_columns_and_integer_keys(retail_panel, small_config):
     ).drop(columns=["series_id"])
     contract = Contract.from_dict(
         {
-            "name": "int-keys",
+            "name": "int_keys",
             "date_column": "date",
             "target": "sales",
             "series_keys": ["store_id", "item_id"],

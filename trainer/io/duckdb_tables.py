@@ -56,7 +56,17 @@ def duckdb_connect(
 
 
 def _quote(identifier: str) -> str:
-    return ".".join(f'"{part}"' for part in identifier.split("."))
+    """One identifier (a column, a schema) as a DuckDB quoted identifier.
+
+    An embedded ``"`` is doubled, so a name from a hand-made contract or a DataFrame column
+    cannot end the identifier and start SQL; a ``.`` stays part of the name.
+    """
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _quote_table(table: str) -> str:
+    """``table`` or ``schema.table`` (checked by parse_table_uri), each part quoted."""
+    return ".".join(_quote(part) for part in table.split("."))
 
 
 def _table(loc: TableURI) -> str:
@@ -79,12 +89,12 @@ def read_duckdb(
     table = _table(loc)
     with duckdb_connect(loc.location, read_only=True) as con:
         try:
-            names = [r[0] for r in con.execute(f"DESCRIBE {_quote(table)}").fetchall()]
+            names = [r[0] for r in con.execute(f"DESCRIBE {_quote_table(table)}").fetchall()]
         except duckdb.CatalogException:
             raise TrainerError(f"table '{table}' not found in {loc.location}") from None
         pick = names if columns is None else [c for c in names if c in set(columns)]
         where, args = date_filter(date_column, cutoff, since, _quote, lambda _n: "?")
-        sql = f"SELECT {', '.join(_quote(c) for c in pick)} FROM {_quote(table)}{where}"
+        sql = f"SELECT {', '.join(_quote(c) for c in pick)} FROM {_quote_table(table)}{where}"
         try:
             if not compact:
                 return con.execute(sql, [v for _, v in args]).df()
@@ -110,22 +120,24 @@ def write_duckdb(
         try:
             if "." in table:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(table.split('.')[0])}")
-            con.execute(f"CREATE TABLE IF NOT EXISTS {_quote(table)} ({cols})")
+            con.execute(f"CREATE TABLE IF NOT EXISTS {_quote_table(table)} ({cols})")
             # A table made by an older version lacks the newer columns (e.g. cutoff_date):
             # add them (NULL in the old rows) instead of failing on every write.
             for c in df.columns:
                 kind = _DUCKDB_TYPES.get(types[c], types[c])
                 con.execute(
-                    f"ALTER TABLE {_quote(table)} ADD COLUMN IF NOT EXISTS {_quote(c)} {kind}"
+                    f"ALTER TABLE {_quote_table(table)} ADD COLUMN IF NOT EXISTS {_quote(c)} {kind}"
                 )
             # One transaction: readers see either the old rows of this run or the new ones.
             con.execute("BEGIN TRANSACTION")
             if replace_where:
                 cond = " AND ".join(f"{_quote(k)} = ?" for k in replace_where)
                 con.execute(
-                    f"DELETE FROM {_quote(table)} WHERE {cond}", list(replace_where.values())
+                    f"DELETE FROM {_quote_table(table)} WHERE {cond}", list(replace_where.values())
                 )
-            con.execute(f"INSERT INTO {_quote(table)} BY NAME SELECT * FROM _trainer_new_rows")
+            con.execute(
+                f"INSERT INTO {_quote_table(table)} BY NAME SELECT * FROM _trainer_new_rows"
+            )
             con.execute("COMMIT")
         except duckdb.Error as exc:
             with contextlib.suppress(duckdb.Error):

@@ -46,7 +46,7 @@ def parse_table_uri(uri: str) -> TableURI:
         table = (parse_qs(parts.query).get("table") or [""])[0]
         if not path:
             raise TrainerError(f"bad URI {uri!r}: no database file (duckdb:///abs/path.duckdb)")
-        if not table or not _IDENT.match(table):
+        if not table or not _IDENT.fullmatch(table):
             raise TrainerError(f"bad URI {uri!r}: needs ?table=<name> with a plain table name")
         return TableURI("duckdb", path, table)
     if uri.startswith("bq://"):

@@ -40,4 +40,4 @@ def open_run(
         settings=settings,
         runs_root=str(settings.runs_root),
     )
-    return ctx, build_local_platform(settings, load_run_contract(ctx).name)
+    return ctx, build_local_platform(settings, load_run_contract(ctx).name, ctx.run_id)

@@ -73,8 +73,23 @@ class Warehouse(ABC):
     tables: TableNames
 
     @abstractmethod
-    def run_script(self, name: str, contract: Contract, **params: Any) -> None:
-        """Run ``sql/<name>.sql`` (one transaction where the engine allows it)."""
+    def run_script(
+        self,
+        name: str,
+        contract: Contract,
+        *,
+        render: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> None:
+        """Run ``sql/<name>.sql`` (one transaction where the engine allows it).
+
+        ``render`` holds template variables (which parts of the script exist); ``params`` are
+        bound as query parameters (``@name``), never pasted into the SQL text.
+        """
+
+    @abstractmethod
+    def table_exists(self, table: str) -> bool:
+        """Whether one of :class:`TableNames`' tables (by field name) exists."""
 
     @abstractmethod
     def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:

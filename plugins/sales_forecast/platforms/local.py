@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sales_forecast.config import Settings
+from sales_forecast.errors import ConfigError, DataError
 from sales_forecast.platforms.base import (
     Deployer,
     JobRunner,
@@ -29,7 +30,7 @@ from sales_forecast.platforms.base import (
     Warehouse,
 )
 from sales_forecast.sqlrender import TableNames, render_sql, to_duckdb
-from sf_contract.constants import PRODUCTION_ALIAS
+from sf_contract.constants import PRODUCTION_ALIAS, USER_ERROR_EXIT
 from sf_contract.files import (
     FileFormatError,
     RegistryEntry,
@@ -113,23 +114,38 @@ class LocalStore(ObjectStore):
             fh.write(text)
 
 
+def _ident(name: str) -> str:
+    """A DuckDB quoted identifier (names are checked identifiers already; quotes doubled anyway)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 class DuckDBWarehouse(Warehouse, StagingLoader):
-    def __init__(self, path: Path, dataset: str, memory_limit: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        dataset: str,
+        memory_limit: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
         self.path = Path(path)
         self.dataset = dataset
-        self.tables = TableNames(dataset)
+        self.tables = TableNames(dataset, run_id)
         self.memory_limit = memory_limit
 
     def _connect(self) -> contextlib.AbstractContextManager[Any]:
         return duckdb_connect(self.path, memory_limit=self.memory_limit)
 
+    def _table(self, table: str) -> str:
+        """A table as DuckDB SQL spells it: ``"dataset"."name"``."""
+        return f"{_ident(self.dataset)}.{_ident(self.tables.name(table))}"
+
     def load_csv_to_staging(
         self, uri: str, header: Sequence[str], contract: Contract
     ) -> StagingLoad:
-        staging = f"{self.dataset}.staging"
+        staging = self._table("staging")
         columns = {name: "VARCHAR" for name in header}
         with self._connect() as con:
-            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.dataset}"')
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(self.dataset)}")
             con.execute("BEGIN")
             # Explicit columns, every one VARCHAR: typing happens in validate.sql, where a bad
             # value becomes a quarantine row with a reason instead of a failed or lossy load.
@@ -151,7 +167,7 @@ class DuckDBWarehouse(Warehouse, StagingLoader):
             if thresholds:
                 con.executemany("INSERT INTO _thresholds VALUES (?)", [[t] for t in thresholds])
             select_cols = ", ".join(
-                f'"{c}"' if c in header else f'CAST(NULL AS VARCHAR) AS "{c}"'
+                _ident(c) if c in header else f"CAST(NULL AS VARCHAR) AS {_ident(c)}"
                 for c in contract.column_names
             )
             con.execute(
@@ -166,7 +182,7 @@ class DuckDBWarehouse(Warehouse, StagingLoader):
             )
             con.execute(
                 f"""
-                CREATE OR REPLACE TABLE {self.dataset}.staging_malformed AS
+                CREATE OR REPLACE TABLE {self._table("staging_malformed")} AS
                 SELECT CAST(line AS BIGINT) AS source_row,
                        'malformed CSV line (' || lower(CAST(error_type AS VARCHAR)) || '): '
                          || split_part(error_message, chr(10), 1) AS reason,
@@ -176,12 +192,23 @@ class DuckDBWarehouse(Warehouse, StagingLoader):
             )
             rows = con.execute(f"SELECT count(*) FROM {staging}").fetchone()[0]
             con.execute("COMMIT")
-        return StagingLoad(table=staging, rows=int(rows), malformed=len(rejects))
+        return StagingLoad(
+            table=f"{self.dataset}.{self.tables.name('staging')}",
+            rows=int(rows),
+            malformed=len(rejects),
+        )
 
-    def run_script(self, name: str, contract: Contract, **params: Any) -> None:
-        statements = to_duckdb(render_sql(name, contract, self.tables))
+    def run_script(
+        self,
+        name: str,
+        contract: Contract,
+        *,
+        render: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> None:
+        statements = to_duckdb(render_sql(name, contract, self.tables, render))
         with self._connect() as con:
-            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.dataset}"')
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(self.dataset)}")
             con.execute("BEGIN")
             try:
                 for stmt in statements:
@@ -199,8 +226,17 @@ class DuckDBWarehouse(Warehouse, StagingLoader):
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    def table_exists(self, table: str) -> bool:
+        # DuckDB SQL as written (no transpile: BigQuery's INFORMATION_SCHEMA is another thing).
+        with self._connect() as con:
+            (n,) = con.execute(
+                "SELECT COUNT(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+                [self.dataset, self.tables.name(table)],
+            ).fetchone()
+        return bool(n)
+
     def table_uri(self, table: str) -> str:
-        return f"duckdb://{self.path}?table={self.dataset}.{table}"
+        return f"duckdb://{self.path}?table={self.dataset}.{self.tables.name(table)}"
 
 
 class SubprocessJobRunner(JobRunner):
@@ -244,6 +280,13 @@ class SubprocessJobRunner(JobRunner):
             raise RuntimeError(f"job {job_name} timed out after {self.timeout_s} s") from None
         if code != 0:
             detail = "\n".join(tail[-8:])
+            if code == USER_ERROR_EXIT:
+                # The trainer's documented "a mistake the caller can fix": no retry helps.
+                last = next((t for t in reversed(tail) if t.strip()), "")
+                raise DataError(
+                    f"trainer {command} rejected its input: {last}\n(job {job_name}, exit {code})"
+                    f"\n{detail}"
+                )
             raise RuntimeError(f"job {job_name} (trainer {command}) failed, exit {code}:\n{detail}")
 
 
@@ -287,7 +330,8 @@ class LocalModelRegistry(ModelRegistry, ModelPublisher):
             return parse_registry(self.index_path.read_bytes(), str(self.index_path))
         except FileFormatError as exc:
             # Never overwrite a damaged index: it is the only record of what was promoted.
-            raise RuntimeError(f"{exc}; restore it from a backup or move it away") from None
+            # Retrying does not repair it either: fail the task at once, saying what to do.
+            raise ConfigError(f"{exc}; restore it from a backup or move it away") from None
 
     def _write(self, index: RegistryIndex) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -418,11 +462,17 @@ class LocalDeployer(Deployer):
         }
 
 
-def build_local_platform(settings: Settings, contract_name: str | None = None) -> Platform:
+def build_local_platform(
+    settings: Settings, contract_name: str | None = None, run_id: str | None = None
+) -> Platform:
+    """The local platform for one dataset contract (and one run's staging tables)."""
     suffix = settings.namespace(contract_name or settings.default_dataset)
     registry = LocalModelRegistry(settings.models_root, settings.model_name + suffix)
     warehouse = DuckDBWarehouse(
-        settings.warehouse_path, settings.dataset + suffix, settings.duckdb_memory_limit
+        settings.warehouse_path,
+        settings.dataset + suffix,
+        settings.duckdb_memory_limit,
+        run_id=run_id,
     )
     return Platform(
         store=LocalStore(),

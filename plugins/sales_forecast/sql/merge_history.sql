@@ -1,5 +1,6 @@
--- Accepted rows join the accumulated history: a (series, date) already stored is updated
--- (a corrected re-delivery wins), a new one is inserted. Nothing else in history is touched.
+-- Accepted rows join the accumulated history once the run has succeeded: a (series, date)
+-- already stored is updated (a corrected re-delivery wins), a new one is inserted. Nothing else
+-- in history is touched. The run's own staging tables are dropped afterwards (drop_staging).
 MERGE {{ t.sales_history }} AS h
 USING (
   SELECT

@@ -1,7 +1,8 @@
 -- Types every staged (all-STRING) row and gives each rejected row its reasons.
 -- Policy: a row is rejected when a required value is missing, a value does not parse as its
 -- contract type, the target is negative, or its (series, date) key also appears on another row
--- with different values (all copies rejected: there is no telling which one is right).
+-- with different values (all copies rejected: there is no telling which one is right), a key
+-- holds the series-id separator, or the date is after the run's cut-off.
 -- An exact copy of an accepted row is rejected as a duplicate and the first copy is kept.
 {% import "_macros.sql" as m %}
 CREATE OR REPLACE TABLE {{ t.staging_checked }} AS
@@ -22,6 +23,15 @@ WITH typed AS (
       IF(NOT {{ m.blank(col.name | q) }} AND ({{ m.typed(col, col.name | q) }}) IS NULL,
          CONCAT('{{ col.name }}: ', '"', SUBSTR({{ col.name | q }}, 1, 60), '" is not a valid {{ col.type }}'), NULL),
 {% endfor %}
+{% for k in keys %}
+      -- Two key tuples joined by the separator could share a series id (sf_contract.scalars).
+      IF(STRPOS({{ k | q }}, {{ KEY_SEPARATOR | lit }}) > 0,
+         CONCAT('{{ k }}: contains ', {{ KEY_SEPARATOR | lit }}, ', the series-id separator'), NULL),
+{% endfor %}
+      -- A day after the run's cut-off has not happened yet for this run: accepting it would
+      -- stretch every series to that day with made-up zero-sales days.
+      IF(({{ m.typed(date_col, date | q) }}) > @cutoff,
+         CONCAT('{{ date }}: ', TRIM({{ date | q }}), ' is after the cut-off of this run, ', CAST(@cutoff AS STRING)), NULL),
       IF(SAFE_CAST(TRIM({{ target | q }}) AS FLOAT64) < 0, '{{ target }}: negative value', NULL)
     ], '; '), '') AS row_reasons
   FROM {{ t.staging }}

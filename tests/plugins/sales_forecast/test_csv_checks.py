@@ -44,3 +44,52 @@ def test_header_mismatch_names_the_problem():
     assert "unknown columns ['humidity']" in msg
     assert "duplicate columns ['sales']" in msg
     check_header(list(reversed(HEADER.split(","))), contract, "f.csv")  # order is free
+
+
+def _header_error(first_line: str) -> str:
+    head = (first_line + "\n2024-01-01,S01\n").encode()
+    with pytest.raises(DataError) as err:
+        check_header(parse_csv_header(head, "in.csv"), load_contract("retail"), "in.csv")
+    return str(err.value)
+
+
+def test_a_first_line_without_commas_is_never_quoted():
+    # Review D7 (#23): /etc/passwd's first line came back as the one "unknown column".
+    msg = _header_error("root:x:0:0:root:/root:/bin/bash")
+    assert "the first line has no comma-separated header" in msg
+    assert "root" not in msg and "bash" not in msg
+    assert "Expected columns: ['date', 'store_id'" in msg  # still says what is wanted
+    assert "fake-token" not in _header_error("internal-only: fake-token-0000")
+
+
+def test_unknown_names_are_few_and_short():
+    secret = "s3cr3t-" + "k" * 100
+    names = [f"col{i}" for i in range(12)]
+    msg = _header_error(",".join([secret, *names]))
+    assert "k" * 41 not in msg  # each name cut to 40 characters
+    assert repr(secret[:40]) + "..." in msg
+    assert "'col3'" in msg and "'col4'" not in msg  # at most 5 names
+    assert "... (8 more)" in msg
+    assert len(msg) < 700
+
+
+def test_names_are_shown_with_repr():
+    msg = _header_error("date,store_id,item_id,sales,price,on_promo,is_holiday,temp\x1b[2J")
+    assert "unknown columns ['temp\\x1b[2J']" in msg
+    assert "\x1b" not in msg
+
+
+def test_many_duplicates_and_blanks_are_cut_short_too():
+    msg = _header_error(",".join(["x"] * 20 + [""] * 20 + ["y", "y"]))
+    assert "duplicate columns ['x', 'y']" in msg
+    assert "empty column name at position(s) [21, 22, 23, 24, 25, ... (15 more)]" in msg
+    assert "missing columns ['date', 'store_id', 'item_id', 'sales', 'price', ... (3 more)]" in msg
+
+
+def test_a_very_wide_header_is_checked_quickly():
+    import time
+
+    start = time.perf_counter()
+    msg = _header_error(",".join(f"c{i}" for i in range(30000)))
+    assert time.perf_counter() - start < 2
+    assert "(29995 more)" in msg

@@ -125,43 +125,107 @@ def test_gate_log_reads_the_same_everywhere():
 # ---------------------------------------------------------------- which model forecasts
 
 
+NAIVE = "seasonal_naive"
+CAND = "candidate:rk"
+
+
 @pytest.mark.parametrize(
-    ("passed", "uri", "version", "train_end", "expect_version"),
+    ("passed", "beats", "uri", "train_end", "champ_h", "expect", "fallback"),
     [
-        (True, "models/m/3", "3", "2025-03-01", "candidate:rk"),  # the gate passed
-        (False, None, None, None, "candidate:rk"),  # nothing in production
-        (False, "models/m/3", "3", "2025-03-01", "3"),  # the gate failed: production stays
-        (False, "models/m/3", "3", "2025-03-31", "3"),  # trained up to the cutoff: fine
-        (False, "models/m/3", "3", "2025-04-07", "candidate:rk"),  # backfill: too new
-        (False, "models/m/3", "3", None, "candidate:rk"),  # unknown window: treated as too new
+        # the gate passed: this run's model, whatever is in production
+        (True, True, "models/m/3", "2025-03-01", 14, CAND, None),
+        # nothing in production: this run's model if it beat seasonal naive, else naive
+        (False, True, None, None, None, CAND, None),
+        (False, False, None, None, None, NAIVE, None),
+        # the gate failed: production stays; new series get this run's model (or naive)
+        (False, True, "models/m/3", "2025-03-01", 14, "3", CAND),
+        (False, False, "models/m/3", "2025-03-31", 14, "3", None),
+        # production trained past the cutoff (a backfill) or unknown window: not used
+        (False, True, "models/m/3", "2025-04-07", 14, CAND, None),
+        (False, False, "models/m/3", None, 14, NAIVE, None),
+        # production calibrated for fewer days than asked: no intervals, so not used
+        (False, True, "models/m/3", "2025-03-01", 7, CAND, None),
+        (False, False, "models/m/3", "2025-03-01", 7, NAIVE, None),
+        # horizon unknown (an older model): used
+        (False, True, "models/m/3", "2025-03-01", None, "3", CAND),
     ],
 )
-def test_forecast_model(passed, uri, version, train_end, expect_version):
+def test_forecast_model(passed, beats, uri, train_end, champ_h, expect, fallback):
     chosen = decisions.forecast_model(
-        gate_passed=passed,
+        gate={"passed": passed, "beats_baseline": beats, "metric": "wape", "reason": "r"},
         champion_uri=uri,
-        champion_version=version,
+        champion_version="3" if uri else None,
         champion_train_end=train_end,
+        champion_horizon=champ_h,
         cutoff=CUTOFF,
+        horizon=14,
         candidate_dir="runs/rk/model",
         run_key="rk",
     )
-    assert chosen.model_version == expect_version
-    assert chosen.model_dir == ("runs/rk/model" if expect_version.startswith("candidate") else uri)
+    assert chosen.model_version == expect
+    assert chosen.model_dir == {CAND: "runs/rk/model", NAIVE: None}.get(expect, uri)
+    assert chosen.fallback_version == fallback
+    assert chosen.fallback_dir == ("runs/rk/model" if fallback else None)
     assert chosen.reason
 
 
+def _counts(*per_model):
+    return [
+        {"model_version": v, "rows": r, "series": n, "first_date": date(2025, 4, 1),
+         "last_date": date(2025, 4, 14)}
+        for v, r, n in per_model
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    ("rows", "series", "ok"), [(28, 2, True), (27, 2, False), (0, 0, True), (30, 1, False)]
+    ("counts", "expected", "ok"),
+    [
+        (_counts(("3", 28, 2)), 2, True),
+        (_counts(("3", 28, 2), (NAIVE, 14, 1)), 3, True),  # a new series by seasonal naive
+        (_counts(("3", 28, 2)), 3, False),  # a series of the features has no forecast
+        (_counts(("3", 27, 2)), 2, False),  # a day is missing
+        (_counts(), 0, True),
+    ],
 )
-def test_forecast_outcome_checks_every_series_and_day(rows, series, ok):
-    stats = {"rows_written": rows, "series": series, "first_date": None, "last_date": None}
+def test_forecast_outcome_checks_every_series_and_day(counts, expected, ok):
     if ok:
-        out = decisions.forecast_outcome(stats, 14 if series == 2 else 28, "3", "t")
-        assert out["model_version"] == "3" and out["table"] == "t"
+        out = decisions.forecast_outcome(counts, expected_series=expected, horizon=14, table="t")
+        assert out["series"] == expected and out["table"] == "t"
+        assert out["series_by_model"] == {c["model_version"]: c["series"] for c in counts}
     else:
         with pytest.raises(RuntimeError, match="some series or days are missing"):
-            decisions.forecast_outcome(stats, 14, "3", "t")
+            decisions.forecast_outcome(counts, expected_series=expected, horizon=14, table="t")
+
+
+@pytest.mark.parametrize(
+    ("train_end", "age", "stale"),
+    [("2025-03-30", 1, False), ("2025-03-17", 14, False), ("2025-03-16", 15, True),
+     (None, None, False), ("garbage", None, False)],
+)  # fmt: skip
+def test_model_freshness(train_end, age, stale):
+    got_age, warning = decisions.model_freshness(train_end, CUTOFF, 14)
+    assert got_age == age
+    assert (warning is not None) == stale
+    if stale:
+        assert "SF_MAX_MODEL_AGE_DAYS=14" in warning
+
+
+@pytest.mark.parametrize(
+    ("rows", "fails"),
+    [
+        ([{"series_id": "a|1", "rows": 100, "unplaced": 2}], False),  # 2% is the limit
+        ([{"series_id": "a|1", "rows": 100, "unplaced": 3}], True),
+        ([{"series_id": "a|1", "rows": 1, "unplaced": 1}], True),  # a one-day delta's only row
+        ([], False),
+    ],
+)
+def test_series_reject_outcome(rows, fails):
+    kwargs = dict(max_fraction=0.02, input_uri="in.csv", run_id="r1")
+    if fails:
+        with pytest.raises(DataError, match=r"a\|1: \d+ of \d+ rows .*SF_MAX_SERIES_REJECT"):
+            decisions.series_reject_outcome(rows, **kwargs)
+    else:
+        decisions.series_reject_outcome(rows, **kwargs)
 
 
 # ---------------------------------------------------------------- trainer arguments
@@ -183,6 +247,11 @@ COMMON = [
     "--cutoff-date", "2025-03-31",
     "--horizon", "14",
 ]  # fmt: skip
+
+
+def test_train_args_carry_the_recipe_params():
+    args = decisions.train_args(PATHS, CUTOFF, 14, {"num_leaves": 31, "learning_rate": 0.05})
+    assert args[-4:] == ["--learning_rate", "0.05", "--num_leaves", "31"]
 
 
 def test_train_args_and_env():
@@ -207,6 +276,7 @@ def test_backtest_args(champion):
         n_windows=2,
         metric="wape",
         min_improvement=0.0,
+        freshness_tolerance=0.02,
         champion_dir=champion,
     )
     expected = [
@@ -215,6 +285,7 @@ def test_backtest_args(champion):
         "--n-windows", "2",
         "--metric", "wape",
         "--min-improvement", "0.0",
+        "--freshness-tolerance", "0.02",
         "--output-dir", "gs://b/runs/rk/backtest",
         "--results-uri", "bq://p.d.backtest_results",
         "--run-id", "r1",
@@ -224,26 +295,29 @@ def test_backtest_args(champion):
     assert args == expected
 
 
+@pytest.mark.parametrize(
+    ("model", "tail"),
+    [
+        (decisions.ForecastModel("gs://b/models/m/3/", "3", "r"),
+         ["--model-dir", "gs://b/models/m/3/", "--model-version", "3"]),
+        (decisions.ForecastModel("gs://b/models/m/3/", "3", "r", "gs://b/runs/rk/model", CAND),
+         ["--model-dir", "gs://b/models/m/3/", "--model-version", "3",
+          "--fallback-model-dir", "gs://b/runs/rk/model", "--fallback-model-version", CAND]),
+        (decisions.ForecastModel(None, NAIVE, "r"), ["--seasonal-naive"]),
+    ],
+)  # fmt: skip
 @pytest.mark.parametrize("future", [None, "gs://drops/future.csv"])
-def test_forecast_args(future):
-    args = decisions.forecast_args(
-        PATHS,
-        CUTOFF,
-        14,
-        run_id="r1",
-        model_dir="gs://b/models/m/run_a/",
-        model_version="3",
-        future_uri=future,
-    )
+def test_forecast_args(model, tail, future):
+    args = decisions.forecast_args(PATHS, CUTOFF, 14, run_id="r1", model=model, future_uri=future)
     expected = [
-        "--model-dir", "gs://b/models/m/run_a/",
         "--data-uri", "bq://p.d.daily_sales_features",
+        "--contract", "gs://b/runs/rk/contract.json",
         "--cutoff-date", "2025-03-31",
         "--horizon", "14",
         "--output-uri", "bq://p.d.daily_sales_forecasts",
         "--run-id", "r1",
-        "--model-version", "3",
         "--meta-uri", "gs://b/runs/rk/forecast/forecast_meta.json",
+        *tail,
     ]  # fmt: skip
     if future:
         expected += ["--future-uri", future]
@@ -265,6 +339,28 @@ def test_forecast_args(future):
 def test_register_skip_reason(enabled, passed, reason):
     got = decisions.register_skip_reason(enabled, {"passed": passed, "reason": "worse"})
     assert got == reason or (reason and got and got.startswith(reason))
+
+
+@pytest.mark.parametrize(
+    ("prod_end", "changed", "why"),
+    [
+        ("2025-04-07", False, "a backfill does not replace it"),
+        ("2025-04-07", True, "a backfill does not replace it"),
+        ("2025-03-31", False, "nothing fresher to register"),  # a re-run of the same days
+        ("2025-03-31", True, None),  # a changed recipe that passed on the same days
+        ("2025-03-24", False, None),  # a week newer: the fresher model
+        (None, False, None),
+    ],
+)
+def test_only_a_fresher_or_a_better_model_replaces_production(prod_end, changed, why):
+    got = decisions.register_skip_reason(
+        True,
+        {"passed": True, "reason": "ok", "recipe_changed": changed},
+        production_train_end=prod_end,
+        cutoff=CUTOFF,
+        train_end="2025-03-31",
+    )
+    assert (got is None) if why is None else (why in got)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The eight steps on the local platform (real files, DuckDB, the folder registry).
+"""The nine steps on the local platform (real files, DuckDB, the folder registry).
 
 The decisions they make are tested case by case in test_decisions.py; here each step is run
 through the platform interfaces, and the GCP tests run the same steps through GCS/BigQuery.
@@ -16,6 +16,19 @@ from sales_forecast.run_context import make_run_context
 HEADER = "date,store_id,item_id,sales,price,on_promo,is_holiday,temperature"
 
 
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    """Local settings on a fresh data root; the test's own folder holds its input files."""
+    from sales_forecast import config
+
+    monkeypatch.setenv("SF_PLATFORM", "local")
+    monkeypatch.setenv("SF_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("SF_INPUT_ROOTS", json.dumps([str(tmp_path)]))
+    config.get_settings.cache_clear()
+    yield config.get_settings()
+    config.get_settings.cache_clear()
+
+
 def ctx_for(settings, tmp_path, input_uri, run_id="manual__2024-03-10T00:00:00+00:00", **params):
     return make_run_context(
         run_id=run_id,
@@ -27,7 +40,7 @@ def ctx_for(settings, tmp_path, input_uri, run_id="manual__2024-03-10T00:00:00+0
 
 
 def write_gate(platform, ctx, **gate):
-    doc = {"passed": True, "metric": "wape", "reason": "test", **gate}
+    doc = {"passed": True, "metric": "wape", "reason": "test", "beats_baseline": True, **gate}
     steps.write_json(platform, f"{ctx.backtest_dir}/gate.json", doc)
 
 
@@ -40,9 +53,8 @@ def test_missing_input_file_is_a_clear_error(settings, tmp_path):
 
 
 def test_a_folder_is_not_an_input_file(settings, tmp_path):
-    platform = build_local_platform(settings)
-    with pytest.raises(DataError, match="input file not found"):
-        steps.load_to_staging(ctx_for(settings, tmp_path, str(tmp_path)), platform, settings)
+    with pytest.raises(DataError, match="is a folder, not a CSV file"):
+        ctx_for(settings, tmp_path, str(tmp_path))
 
 
 def test_load_writes_the_contract_the_trainer_reads(settings, tmp_path):
@@ -66,6 +78,7 @@ def test_mostly_bad_file_fails_and_history_is_untouched(settings, tmp_path):
     steps.load_to_staging(ctx, platform, settings)
     steps.validate(ctx, platform, settings)
     steps.build_features(ctx, platform, settings)
+    steps.merge_history(ctx, platform, settings)
 
     bad = tmp_path / "bad.csv"
     bad.write_text(
@@ -85,20 +98,53 @@ def test_mostly_bad_file_fails_and_history_is_untouched(settings, tmp_path):
     assert q["n"] == 1  # and the bad row is kept for inspection
 
 
-def test_no_history_before_cutoff_is_a_clear_error(settings, tmp_path):
+def test_a_file_with_only_days_after_the_cutoff_fails_validation(settings, tmp_path):
     platform = build_local_platform(settings)
     f = tmp_path / "late.csv"
     f.write_text(HEADER + "\n2024-05-01,S01,I001,3,1.5,false,false,5\n")
+    ctx = ctx_for(settings, tmp_path, str(f))  # cutoff 2024-03-09
+    steps.load_to_staging(ctx, platform, settings)
+    with pytest.raises(DataError, match="2024-05-01 is after the cut-off of this run, 2024-03-09"):
+        steps.validate(ctx, platform, settings)
+
+
+def test_history_changes_only_when_the_run_gets_to_merge_history(settings, tmp_path):
+    platform = build_local_platform(settings)
+    f = tmp_path / "in.csv"
+    f.write_text(HEADER + "\n2024-03-01,S01,I001,3,1.5,false,false,5\n")
     ctx = ctx_for(settings, tmp_path, str(f))
+    wh = platform.warehouse
     steps.load_to_staging(ctx, platform, settings)
     steps.validate(ctx, platform, settings)
-    with pytest.raises(DataError, match="no history on or before the cutoff"):
-        steps.build_features(ctx, platform, settings)
+    out = steps.build_features(ctx, platform, settings)
+    assert out["rows_in_window"] == 1
+    (n,) = wh.query(f"SELECT COUNT(*) AS n FROM {wh.tables.sales_history}")
+    assert n["n"] == 0  # a run failing in train or forecast would leave history as it was
+    assert steps.merge_history(ctx, platform, settings)["merged"] == 1
+    (n,) = wh.query(f"SELECT COUNT(*) AS n FROM {wh.tables.sales_history}")
+    assert n["n"] == 1
+    assert not wh.table_exists("staging_checked")  # the run's staging is dropped
+    # A retry of merge_history after that finds nothing left to do, and loses nothing.
+    assert steps.merge_history(ctx, platform, settings)["merged"] is None
+    # build_features re-run after the merge reads history alone.
+    assert steps.build_features(ctx, platform, settings)["rows_in_window"] == 1
+
+
+def test_a_series_with_too_many_unreadable_dates_fails_the_run(settings, tmp_path):
+    platform = build_local_platform(settings)
+    good = [f"2024-02-{d:02d},S01,I001,3,1.5,false,false,5" for d in range(1, 29)]
+    bad = ["02.29.2024,S01,I001,3,1.5,false,false,5"]  # 1 of 29 rows: a day lost, unplaceable
+    f = tmp_path / "in.csv"
+    f.write_text("\n".join([HEADER, *good, *bad]) + "\n")
+    ctx = ctx_for(settings, tmp_path, str(f))
+    steps.load_to_staging(ctx, platform, settings)
+    with pytest.raises(DataError, match=r"S01\|I001: 1 of 29 rows \(3.4%\)"):
+        steps.validate(ctx, platform, settings)
 
 
 def test_register_and_deploy_skip_without_enable_deploy(settings, tmp_path):
     platform = build_local_platform(settings)
-    ctx = ctx_for(settings, tmp_path, "x.csv")
+    ctx = ctx_for(settings, tmp_path, str(tmp_path / "x.csv"))
     write_gate(platform, ctx, passed=True)
     with pytest.raises(SkipStep, match="enable_deploy is false"):
         steps.register(ctx, platform, settings)
@@ -108,7 +154,7 @@ def test_register_and_deploy_skip_without_enable_deploy(settings, tmp_path):
 
 def test_register_skips_when_gate_fails(settings, tmp_path):
     platform = build_local_platform(settings)
-    ctx = ctx_for(settings, tmp_path, "x.csv", enable_deploy=True)
+    ctx = ctx_for(settings, tmp_path, str(tmp_path / "x.csv"), enable_deploy=True)
     write_gate(platform, ctx, passed=False, reason="worse than production")
     with pytest.raises(SkipStep, match="worse than production"):
         steps.register(ctx, platform, settings)
@@ -142,7 +188,7 @@ def test_forecast_uses_production_only_if_it_lost_and_saw_no_later_data(
     settings, tmp_path, passed, train_end, uses_production
 ):
     platform = build_local_platform(settings)
-    ctx = ctx_for(settings, tmp_path, "x.csv")  # cutoff 2024-03-09
+    ctx = ctx_for(settings, tmp_path, str(tmp_path / "x.csv"))  # cutoff 2024-03-09
     prod = _production_model(settings, tmp_path, platform, train_end=train_end)
     write_gate(platform, ctx, passed=passed)
     job = steps.plan_forecast(ctx, platform, settings)
@@ -150,6 +196,9 @@ def test_forecast_uses_production_only_if_it_lost_and_saw_no_later_data(
     if uses_production:
         assert _arg(job.args, "--model-dir") == prod.uri
         assert _arg(job.args, "--model-version") == prod.version
+        # Series production does not know (new items) are forecast by this run's model.
+        assert _arg(job.args, "--fallback-model-dir") == ctx.model_dir
+        assert _arg(job.args, "--fallback-model-version") == f"candidate:{ctx.run_key}"
     else:
         assert _arg(job.args, "--model-dir") == ctx.model_dir
         assert _arg(job.args, "--model-version") == f"candidate:{ctx.run_key}"
@@ -158,7 +207,7 @@ def test_forecast_uses_production_only_if_it_lost_and_saw_no_later_data(
 
 def test_backtest_compares_with_production_but_never_with_itself(settings, tmp_path):
     platform = build_local_platform(settings)
-    ctx = ctx_for(settings, tmp_path, "x.csv")
+    ctx = ctx_for(settings, tmp_path, str(tmp_path / "x.csv"))
     job = steps.plan_backtest(ctx, platform, settings)
     assert "--champion-model-dir" not in job.args and job.state["champion_version"] is None
 
@@ -167,14 +216,16 @@ def test_backtest_compares_with_production_but_never_with_itself(settings, tmp_p
     assert _arg(job.args, "--champion-model-dir") == prod.uri
     assert job.state["champion_version"] == prod.version
 
-    rerun = ctx_for(settings, tmp_path, "x.csv", run_id="manual__earlier")
+    rerun = ctx_for(settings, tmp_path, str(tmp_path / "x.csv"), run_id="manual__earlier")
     job = steps.plan_backtest(rerun, platform, settings)
     assert "--champion-model-dir" not in job.args
 
 
 def test_forecast_fails_fast_on_a_missing_future_file(settings, tmp_path):
     platform = build_local_platform(settings)
-    ctx = ctx_for(settings, tmp_path, "x.csv", future_uri=str(tmp_path / "future.csv"))
+    ctx = ctx_for(
+        settings, tmp_path, str(tmp_path / "x.csv"), future_uri=str(tmp_path / "future.csv")
+    )
     write_gate(platform, ctx, passed=True)
     with pytest.raises(DataError, match="future covariates file not found"):
         steps.plan_forecast(ctx, platform, settings)
@@ -184,7 +235,7 @@ def test_a_damaged_gate_file_is_a_clear_error(settings, tmp_path):
     from sf_contract.files import FileFormatError
 
     platform = build_local_platform(settings)
-    ctx = ctx_for(settings, tmp_path, "x.csv", enable_deploy=True)
+    ctx = ctx_for(settings, tmp_path, str(tmp_path / "x.csv"), enable_deploy=True)
     platform.store.write_text(f"{ctx.backtest_dir}/gate.json", '{"passed": tr')
     with pytest.raises(FileFormatError, match="gate.json is not valid JSON"):
         steps.register(ctx, platform, settings)
@@ -197,7 +248,7 @@ def test_trainer_jobs_survive_a_round_trip_through_json():
 
 def test_a_production_model_without_metadata_counts_as_too_new(settings, tmp_path):
     platform = build_local_platform(settings)
-    ctx = ctx_for(settings, tmp_path, "x.csv")
+    ctx = ctx_for(settings, tmp_path, str(tmp_path / "x.csv"))
     prod = _production_model(settings, tmp_path, platform, train_end="2024-03-01")
     import pathlib
 
@@ -205,3 +256,12 @@ def test_a_production_model_without_metadata_counts_as_too_new(settings, tmp_pat
     write_gate(platform, ctx, passed=False)
     job = steps.plan_forecast(ctx, platform, settings)
     assert _arg(job.args, "--model-version") == f"candidate:{ctx.run_key}"
+
+
+def test_a_model_that_lost_to_seasonal_naive_never_writes_the_forecasts(settings, tmp_path):
+    platform = build_local_platform(settings)
+    ctx = ctx_for(settings, tmp_path, str(tmp_path / "x.csv"))
+    write_gate(platform, ctx, passed=False, beats_baseline=False)
+    job = steps.plan_forecast(ctx, platform, settings)
+    assert "--seasonal-naive" in job.args and "--model-dir" not in job.args
+    assert job.state["model_version"] == "seasonal_naive"

@@ -112,3 +112,40 @@ def test_reader_retries_while_another_process_holds_the_lock(tmp_path: Path):
         assert time.monotonic() - start > 0.3  # it had to wait for the writer
     finally:
         holder.wait(timeout=30)
+
+
+def test_quote_doubles_embedded_quotes_and_keeps_dots():
+    from trainer.io.duckdb_tables import _quote, _quote_table
+
+    assert _quote('a"b') == '"a""b"'
+    assert _quote("a.b") == '"a.b"'  # a column name with a dot is one name
+    assert _quote_table("s.t") == '"s"."t"'
+
+
+def test_a_hostile_column_name_is_data_not_sql(tmp_path: Path):
+    """A hand-made contract or frame column cannot end the quoted identifier (review §3)."""
+    path = tmp_path / "out.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE victim AS SELECT 1 AS v")
+    con.close()
+    evil = 'x" DOUBLE); DROP TABLE victim; --'
+    day = 'd"ay'
+    df = pd.DataFrame(
+        {"run_id": ["a"], day: [pd.Timestamp("2024-01-02")], evil: [1.5], "dotted.name": [2.0]}
+    )
+    uri = f"duckdb://{path}?table=t"
+    write_table(df, uri, replace_where={"run_id": "a"}, date_columns=[day])
+    write_table(df, uri, replace_where={"run_id": "a"}, date_columns=[day])  # ALTER, DELETE
+    back = read_table(uri, date_column=day, cutoff=dt.date(2024, 1, 2), columns=[evil, day])
+    assert list(back.columns) == [day, evil] and back[evil].tolist() == [1.5]
+    assert read_table(uri, date_column=day, cutoff=dt.date(2024, 1, 1)).empty
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = {
+            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
+        cols = [r[0] for r in con.execute("DESCRIBE t").fetchall()]
+    finally:
+        con.close()
+    assert tables == {"victim", "t"}
+    assert cols == ["run_id", day, evil, "dotted.name"]

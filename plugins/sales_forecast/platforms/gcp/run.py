@@ -132,7 +132,7 @@ def promoted_dir(cfg: GcpConfig, run_key: str) -> str:
     return f"gs://{cfg.bucket}/models/{cfg.model_name}/{run_key}/"
 
 
-def gcp_platform(cfg: GcpConfig) -> Platform:
+def gcp_platform(cfg: GcpConfig, run_id: str | None = None) -> Platform:
     """GCS, BigQuery and the Vertex AI Model Registry behind the steps' interfaces.
 
     No loader, runner, publisher or deployer: on GCP those are provider operators (the
@@ -146,6 +146,7 @@ def gcp_platform(cfg: GcpConfig) -> Platform:
             project=cfg.project,
             location=cfg.bq_location,
             dataset=cfg.bq_dataset,
+            run_id=run_id,
         ),
         registry=VertexModelRegistry(
             conn_id=cfg.conn_id,
@@ -197,7 +198,11 @@ def resolve_gcp_run(
             endpoint_display_name=cfg.endpoint_display_name + suffix,
         )
     return GcpRun(
-        cfg=cfg, ctx=ctx, contract=contract, platform=gcp_platform(cfg), settings=settings
+        cfg=cfg,
+        ctx=ctx,
+        contract=contract,
+        platform=gcp_platform(cfg, ctx.run_id),
+        settings=settings,
     )
 
 

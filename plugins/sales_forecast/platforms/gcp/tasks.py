@@ -8,6 +8,7 @@
 | train              | ``CreateCustomJobOperator`` (trainer image), or Cloud Run         |
 | backtest_and_gate  | ``CreateCustomJobOperator`` (trainer image), or Cloud Run         |
 | forecast           | ``CreateCustomJobOperator`` (trainer image), or Cloud Run         |
+| merge_history      | the shared ``steps.merge_history`` on BigQuery                    |
 | register           | ``UploadModelOperator`` (serving image, promoted folder)          |
 | deploy             | ``DeployModelOperator`` (endpoint found or created)               |
 
@@ -28,7 +29,7 @@ __all__ = ["gcp_daily_tasks"]
 
 
 def gcp_daily_tasks(settings: Settings) -> DailyTasks:
-    """The eight tasks on the Google provider's operators (call inside a ``with DAG``)."""
+    """The nine tasks on the Google provider's operators (call inside a ``with DAG``)."""
     return DailyTasks(
         load_to_staging=GcsToStagingOperator(task_id="load_to_staging", settings=settings),
         validate=step_operator("validate"),
@@ -38,6 +39,7 @@ def gcp_daily_tasks(settings: Settings) -> DailyTasks:
             task_id="backtest_and_gate", settings=settings, step="backtest_and_gate"
         ),
         forecast=TrainerJobOperator(task_id="forecast", settings=settings, step="forecast"),
+        merge_history=step_operator("merge_history"),
         register=RegisterModelOperator(task_id="register", settings=settings),
         deploy=DeployToEndpointOperator(task_id="deploy", settings=settings),
     )

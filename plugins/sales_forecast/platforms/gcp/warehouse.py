@@ -87,13 +87,21 @@ def query_config(sql: str, params: Mapping[str, Any] | None = None) -> dict[str,
 
 
 class BigQueryWarehouse(Warehouse):
-    def __init__(self, *, conn_id: str, project: str, location: str, dataset: str) -> None:
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        project: str,
+        location: str,
+        dataset: str,
+        run_id: str | None = None,
+    ) -> None:
         self.conn_id = conn_id
         self.project = project
         self.location = location
         self.dataset = dataset
         self.dataset_ref = f"{project}.{dataset}"
-        self.tables = TableNames(self.dataset_ref)
+        self.tables = TableNames(self.dataset_ref, run_id)
         self._hook: BigQueryHook | None = None
 
     @property
@@ -105,15 +113,15 @@ class BigQueryWarehouse(Warehouse):
         return self._hook
 
     def table_id(self, table: str) -> str:
-        return f"{self.dataset_ref}.{table}"
+        return f"{self.dataset_ref}.{self.tables.name(table)}"
 
     def table_uri(self, table: str) -> str:
         """The trainer's URI for a table (``bq://project.dataset.table``)."""
         return f"bq://{self.table_id(table)}"
 
-    def script(self, name: str, contract: Contract) -> str:
+    def script(self, name: str, contract: Contract, render: Mapping[str, Any] | None = None) -> str:
         """``sql/<name>.sql`` rendered for this contract and dataset (BigQuery dialect)."""
-        return render_sql(name, contract, self.tables)
+        return render_sql(name, contract, self.tables, render)
 
     def run_statement(self, sql: str, **params: Any) -> None:
         self.hook.insert_job(
@@ -122,8 +130,15 @@ class BigQueryWarehouse(Warehouse):
             location=self.location,
         )
 
-    def run_script(self, name: str, contract: Contract, **params: Any) -> None:
-        statements = split_statements_verbatim(self.script(name, contract))
+    def run_script(
+        self,
+        name: str,
+        contract: Contract,
+        *,
+        render: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> None:
+        statements = split_statements_verbatim(self.script(name, contract, render))
         for i, stmt in enumerate(statements, start=1):
             log.info("%s.sql: statement %s of %s", name, i, len(statements))
             self.run_statement(stmt, **params)
@@ -137,6 +152,13 @@ class BigQueryWarehouse(Warehouse):
             bigquery.QueryJobConfig.from_api_repr(query_config(sql, params)),
         )
         return [dict(row.items()) for row in client.query(sql, job_config=job_config).result()]
+
+    def table_exists(self, table: str) -> bool:
+        return bool(
+            self.hook.table_exists(
+                project_id=self.project, dataset_id=self.dataset, table_id=self.tables.name(table)
+            )
+        )
 
     def ensure_dataset(self) -> None:
         """Create the dataset when it does not exist yet (in the configured location)."""

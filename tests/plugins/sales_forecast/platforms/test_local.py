@@ -1,4 +1,5 @@
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,7 @@ from sales_forecast.contract import load_contract
 from sales_forecast.platforms.local import DuckDBWarehouse, LocalDeployer, LocalModelRegistry
 
 HEADER = "date,store_id,item_id,sales,price,on_promo,is_holiday,temperature"
+FAR = date(2030, 1, 1)  # a cut-off after every test date
 
 
 def write_csv(path: Path, lines: list[str]) -> str:
@@ -23,10 +25,10 @@ def retail():
     return load_contract("retail")
 
 
-def stage_and_validate(wh, retail, path, run_id="r1"):
+def stage_and_validate(wh, retail, path, run_id="r1", cutoff=FAR):
     load = wh.load_csv_to_staging(path, HEADER.split(","), retail)
     wh.run_script("create_tables", retail)
-    wh.run_script("validate", retail)
+    wh.run_script("validate", retail, cutoff=cutoff)
     wh.run_script("quarantine", retail, run_id=run_id, source_file=path)
     return load
 
@@ -116,7 +118,7 @@ def test_history_merge_and_features_fill_gaps(wh, retail, tmp_path):
     )
     stage_and_validate(wh, retail, path2, run_id="r2")
     wh.run_script("merge_history", retail, run_id="r2")
-    wh.run_script("features", retail)
+    wh.run_script("features", retail, cutoff=FAR)
     rows = wh.query(
         f"SELECT series_id, date, sales, price, on_promo, is_gap_filled, temperature "
         f"FROM {wh.tables.daily_sales_features} ORDER BY series_id, date"
@@ -147,6 +149,97 @@ def test_history_merge_and_features_fill_gaps(wh, retail, tmp_path):
     assert n["n"] == 4
 
 
+def features(wh, cutoff=FAR):
+    rows = wh.query(
+        f"SELECT series_id, date, sales, is_gap_filled, is_unknown "
+        f"FROM {wh.tables.daily_sales_features} ORDER BY series_id, date"
+    )
+    return [
+        (r["series_id"], r["date"].isoformat(), r["sales"], r["is_gap_filled"], r["is_unknown"])
+        for r in rows
+    ]
+
+
+def test_a_key_holding_the_separator_is_rejected(wh, retail, tmp_path):
+    # (S01, I001|Z) and (S01|I001, Z) would both be the series "S01|I001|Z".
+    path = write_csv(
+        tmp_path / "in.csv",
+        ["2024-01-01,S01,I001|Z,3,1,false,false,1", "2024-01-01,S01|I001,Z,4,1,false,false,1"],
+    )
+    stage_and_validate(wh, retail, path)
+    got = reasons(wh)
+    assert got == {
+        2: "item_id: contains |, the series-id separator",
+        3: "store_id: contains |, the series-id separator",
+    }
+
+
+def test_rows_after_the_cutoff_are_quarantined_and_the_spine_ends_there(wh, retail, tmp_path):
+    path = write_csv(
+        tmp_path / "in.csv",
+        [
+            "2024-01-01,S01,I001,3,1,false,false,1",
+            "2024-01-03,S01,I001,5,1,false,false,1",
+            "9999-12-31,S01,I001,1,1,false,false,1",  # would stretch the spine for ever
+        ],
+    )
+    stage_and_validate(wh, retail, path, cutoff=date(2024, 1, 3))
+    assert reasons(wh) == {4: "date: 9999-12-31 is after the cut-off of this run, 2024-01-03"}
+    wh.run_script("features", retail, cutoff=date(2024, 1, 3))
+    assert [r[1] for r in features(wh)] == ["2024-01-01", "2024-01-02", "2024-01-03"]
+
+
+def test_a_quarantined_day_is_unknown_not_a_day_without_sales(wh, retail, tmp_path):
+    path = write_csv(
+        tmp_path / "in.csv",
+        [
+            "2024-01-01,S01,I001,3,1,false,false,1",
+            "2024-01-02,S01,I001,abc,1,false,false,1",  # rejected, its day is known
+            "2024-01-04,S01,I001,5,1,false,false,1",  # 01-03 has no row: no sales
+        ],
+    )
+    stage_and_validate(wh, retail, path)
+    wh.run_script("features", retail, cutoff=FAR)
+    assert features(wh) == [
+        ("S01|I001", "2024-01-01", 3.0, False, False),
+        ("S01|I001", "2024-01-02", None, False, True),
+        ("S01|I001", "2024-01-03", 0.0, True, False),
+        ("S01|I001", "2024-01-04", 5.0, False, False),
+    ]
+    # A later good row for that day makes it known again.
+    fix = write_csv(tmp_path / "fix.csv", ["2024-01-02,S01,I001,4,1,false,false,1"])
+    wh.run_script("merge_history", retail, run_id="r1")
+    stage_and_validate(wh, retail, fix, run_id="r2")
+    wh.run_script("features", retail, cutoff=FAR)
+    assert features(wh)[1] == ("S01|I001", "2024-01-02", 4.0, False, False)
+
+
+def test_features_use_the_runs_rows_before_they_are_merged(wh, retail, tmp_path):
+    path = write_csv(tmp_path / "in.csv", ["2024-01-01,S01,I001,3,1,false,false,1"])
+    stage_and_validate(wh, retail, path)
+    wh.run_script("features", retail, cutoff=FAR)
+    assert len(features(wh)) == 1
+    (n,) = wh.query(f"SELECT COUNT(*) AS n FROM {wh.tables.sales_history}")
+    assert n["n"] == 0  # history changes only in merge_history, after the forecast
+
+
+def test_overlapping_runs_stage_apart_and_lose_nothing(tmp_path, retail):
+    """Two runs load, validate and merge in an interleaved order: both files reach history."""
+    a = DuckDBWarehouse(tmp_path / "w.duckdb", "sf", run_id="manual__A")
+    b = DuckDBWarehouse(tmp_path / "w.duckdb", "sf", run_id="manual__B")
+    assert a.tables.staging != b.tables.staging
+    pa = write_csv(tmp_path / "a.csv", ["2024-01-01,S07,I001,3,1,false,false,1"])
+    pb = write_csv(tmp_path / "b.csv", ["2024-01-01,S08,I001,4,1,false,false,1"])
+    stage_and_validate(a, retail, pa, run_id="manual__A")
+    stage_and_validate(b, retail, pb, run_id="manual__B")  # would overwrite A's shared staging
+    a.run_script("merge_history", retail, run_id="manual__A")
+    b.run_script("merge_history", retail, run_id="manual__B")
+    rows = a.query(f"SELECT store_id FROM {a.tables.sales_history} ORDER BY store_id")
+    assert [r["store_id"] for r in rows] == ["S07", "S08"]
+    a.run_script("drop_staging", retail)
+    assert not a.table_exists("staging_checked") and b.table_exists("staging_checked")
+
+
 def test_takeaway_single_series_features(tmp_path):
     contract = load_contract("takeaway")
     wh = DuckDBWarehouse(tmp_path / "w.duckdb", "sf")
@@ -163,10 +256,10 @@ def test_takeaway_single_series_features(tmp_path):
     )
     wh.load_csv_to_staging(str(p), header, contract)
     wh.run_script("create_tables", contract)
-    wh.run_script("validate", contract)
+    wh.run_script("validate", contract, cutoff=FAR)
     wh.run_script("quarantine", contract, run_id="r", source_file=str(p))
     wh.run_script("merge_history", contract, run_id="r")
-    wh.run_script("features", contract)
+    wh.run_script("features", contract, cutoff=FAR)
     rows = wh.query(
         f"SELECT series_id, Total, holiday_name, is_weekend "
         f"FROM {wh.tables.daily_sales_features} ORDER BY date"
@@ -214,3 +307,35 @@ def test_memory_limit_caps_duckdb(tmp_path):
     bad = DuckDBWarehouse(tmp_path / "x.duckdb", "sf", memory_limit="lots")
     with pytest.raises(Exception, match="(?i)memory"):
         bad.query("SELECT 1 AS one")
+
+
+def test_a_damaged_registry_index_fails_at_once_and_is_never_overwritten(tmp_path):
+    from sales_forecast.errors import ConfigError
+
+    registry = LocalModelRegistry(tmp_path / "models", "m")
+    registry.index_path.parent.mkdir(parents=True)
+    registry.index_path.write_text('{"model": "m", "versions": [')
+    with pytest.raises(ConfigError, match="restore it from a backup or move it away"):
+        registry.get_by_alias("production")
+    assert registry.index_path.read_text() == '{"model": "m", "versions": ['
+
+
+def test_a_trainer_user_error_is_a_data_error_and_other_failures_are_not(tmp_path):
+    """Exit 2 is the trainer's "a mistake the caller can fix": Airflow must not retry it."""
+    import sys
+
+    from sales_forecast.errors import DataError
+    from sales_forecast.platforms.local import SubprocessJobRunner
+
+    fake = tmp_path / "trainer"
+    fake.mkdir()
+    (fake / "__main__.py").write_text(
+        "import sys\nprint('error: column sales is the target', file=sys.stderr)\n"
+        "sys.exit(int(sys.argv[2]))\n"
+    )
+    runner = SubprocessJobRunner(sys.executable, tmp_path, timeout_s=30)
+    with pytest.raises(DataError, match="column sales is the target"):
+        runner.run("predict", ["2"], env={}, job_name="j")
+    with pytest.raises(RuntimeError, match="failed, exit 3") as err:
+        runner.run("predict", ["3"], env={}, job_name="j")
+    assert not isinstance(err.value, DataError)

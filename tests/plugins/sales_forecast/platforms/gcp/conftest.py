@@ -73,6 +73,14 @@ class FakeBigQuery:
     def create_empty_dataset(self, **kwargs: Any) -> None:
         self.datasets.append(kwargs)
 
+    def table_exists(self, *, project_id: str, dataset_id: str, table_id: str) -> bool:
+        # The run's staging tables exist until merge_history drops them.
+        dropped = any(
+            f"DROP TABLE IF EXISTS `{project_id}.{dataset_id}.{table_id}`" in s
+            for s in self.statements
+        )
+        return table_id.startswith("staging") and not dropped
+
     @property
     def statements(self) -> list[str]:
         return [

@@ -9,6 +9,7 @@ from unittest import mock
 import pytest
 from sales_forecast.contract import load_contract
 from sales_forecast.platforms.gcp.load import NumberedCsv, number_csv, staging_schema_fields
+from sales_forecast.sqlrender import run_suffix
 
 from tests._support.gcp import DATASET, RUN_DIR, RUN_ID, RUN_KEY, render
 
@@ -76,7 +77,7 @@ def test_load_to_staging_renders_contract_schema_and_run_paths(dag):
     assert run.input_uri == "gs://drops/2025-04-01/sales.csv"  # the param, rendered again
     assert task.bucket == "acme-sf"
     assert task.source_objects == [f"runs/{RUN_KEY}/staging/input.csv"]
-    assert task.destination_project_dataset_table == f"{DATASET}.staging"
+    assert task.destination_project_dataset_table == f"{DATASET}.staging__{run_suffix(RUN_ID)}"
     assert (task.project_id, task.location) == ("acme-forecast", "EU")
     contract = load_contract("retail")
     assert task.schema_fields == [
@@ -123,7 +124,8 @@ def test_load_runs_the_shared_checks_then_loads_the_numbered_copy(dag, gcs, bq):
     )
     out, load_job = execute_load(dag)
     load_job.assert_called_once()
-    assert out == {"table": f"{DATASET}.staging", "rows": 1, "malformed": 1, "input_uri": INPUT}
+    staging = f"{DATASET}.staging__{run_suffix(RUN_ID)}"  # this run's own staging table
+    assert out == {"table": staging, "rows": 1, "malformed": 1, "input_uri": INPUT}
     # steps.prepare_staging: the run's files, then create_tables.sql before the load.
     assert json.loads(gcs.get(f"{RUN_DIR}/contract.json"))["name"] == "retail"
     assert json.loads(gcs.get(f"{RUN_DIR}/run.json"))["run_id"] == RUN_ID
@@ -139,7 +141,9 @@ def test_load_runs_the_shared_checks_then_loads_the_numbered_copy(dag, gcs, bq):
         j["configuration"]["load"] for j in bq.jobs if "load" in j["configuration"]
     ]
     assert malformed_load["sourceUris"] == [f"{RUN_DIR}/staging/malformed.jsonl"]
-    assert malformed_load["destinationTable"]["tableId"] == "staging_malformed"
+    assert (
+        malformed_load["destinationTable"]["tableId"] == f"staging_malformed__{run_suffix(RUN_ID)}"
+    )
     (line,) = gcs.get(f"{RUN_DIR}/staging/malformed.jsonl").decode().splitlines()
     assert json.loads(line)["source_row"] == 3
 
@@ -149,7 +153,9 @@ def test_a_clean_file_empties_the_malformed_table(dag, gcs, bq):
     gcs.put(INPUT, HEADER + "\n2024-01-01,S01,I1,3,1.5,false,false,5\n")
     out, _ = execute_load(dag)
     assert out["malformed"] == 0
-    assert bq.statements[-1] == f"TRUNCATE TABLE `{DATASET}.staging_malformed`"
+    assert bq.statements[-1] == (
+        f"TRUNCATE TABLE `{DATASET}.staging_malformed__{run_suffix(RUN_ID)}`"
+    )
 
 
 @pytest.mark.parametrize(

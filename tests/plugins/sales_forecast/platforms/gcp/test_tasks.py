@@ -34,6 +34,7 @@ TASK_IDS = [
     "train",
     "backtest_and_gate",
     "forecast",
+    "merge_history",
     "register",
     "deploy",
 ]
@@ -127,10 +128,12 @@ def run_python_task(task, params=None):
 
 
 def test_validate_runs_the_shared_step_on_bigquery(dag, bq):
-    tables = TableNames(DATASET)
+    tables = TableNames(DATASET, RUN_ID)
     contract = load_contract("retail")
 
     def answer(sql, params):
+        if "unplaced" in sql:
+            return []  # no series lost rows to unreadable dates
         if "staging_checked" in sql:
             return [{"staged": 10, "rejected": 1}]
         if "staging_malformed" in sql:
@@ -147,13 +150,17 @@ def test_validate_runs_the_shared_step_on_bigquery(dag, bq):
         *split_statements_verbatim(render_sql("quarantine", contract, tables)),
     ]
     assert bq.statements == expected
-    assert f"CREATE OR REPLACE TABLE `{DATASET}.staging_checked`" in expected[0]
+    assert f"CREATE OR REPLACE TABLE `{DATASET}.staging_checked__" in expected[0]
     assert {(j["project_id"], j["location"]) for j in bq.jobs} == {("acme-forecast", "EU")}
     assert bq.created[0]["use_legacy_sql"] is False
     queries = [j["configuration"]["query"] for j in bq.jobs]
     assert {q["useLegacySql"] for q in queries} == {False}
     # The statement that copies the rejected rows names both: the run, and the rendered input.
-    (insert,) = [q for q in queries if "@source_file" in q["query"] and "INSERT" in q["query"]]
+    (insert,) = [
+        q
+        for q in queries
+        if "@source_file" in q["query"] and "INSERT" in q["query"] and "rejected_rows" in q["query"]
+    ]
     assert insert["queryParameters"] == [
         {
             "name": "run_id",
@@ -187,7 +194,6 @@ def test_validate_fails_without_retries_when_too_much_is_rejected(dag, bq):
 
 
 def test_build_features_runs_the_shared_step_on_bigquery(dag, bq):
-    tables = TableNames(DATASET)
     contract = load_contract("retail")
     stats = {
         "rows_total": 40,
@@ -199,14 +205,17 @@ def test_build_features_runs_the_shared_step_on_bigquery(dag, bq):
     bq.answer = lambda sql, params: [dict(stats)]
     task = dag.get_task("build_features")
     out = run_python_task(task)
-    assert bq.statements == [
-        *split_statements_verbatim(render_sql("merge_history", contract, tables)),
-        *split_statements_verbatim(render_sql("features", contract, tables)),
-    ]
+    # History is not touched here: the run's rows are read from its own staging table and
+    # merged only by merge_history, after the forecast.
+    run_tables = TableNames(DATASET, RUN_ID)
+    assert bq.statements == split_statements_verbatim(
+        render_sql("features", contract, run_tables, {"incoming": True})
+    )
+    assert "`" + DATASET + ".staging_checked__" in bq.statements[0]
     sent = {
         p["name"] for j in bq.jobs for p in j["configuration"]["query"].get("queryParameters", [])
     }
-    assert sent == {"run_id"}
+    assert sent == {"cutoff"}
     ((_, params),) = bq.queries
     assert params == {"cutoff": date(2025, 3, 31)}
     assert out["table"] == f"bq://{DATASET}.daily_sales_features"
@@ -240,6 +249,8 @@ def test_trainer_jobs_get_per_run_args_image_and_machine(dag):
             "wape",
             "--min-improvement",
             "0.0",
+            "--freshness-tolerance",
+            "0.02",
             "--output-dir",
             f"{RUN_DIR}/backtest",
             "--results-uri",
@@ -249,10 +260,10 @@ def test_trainer_jobs_get_per_run_args_image_and_machine(dag):
         ],
         "forecast": [
             "predict",
-            "--model-dir",
-            f"{RUN_DIR}/model",
             "--data-uri",
             f"bq://{DATASET}.daily_sales_features",
+            "--contract",
+            f"{RUN_DIR}/contract.json",
             "--cutoff-date",
             "2025-03-31",
             "--horizon",
@@ -261,10 +272,12 @@ def test_trainer_jobs_get_per_run_args_image_and_machine(dag):
             f"bq://{DATASET}.daily_sales_forecasts",
             "--run-id",
             RUN_ID,
-            "--model-version",
-            f"candidate:{RUN_KEY}",
             "--meta-uri",
             f"{RUN_DIR}/forecast/forecast_meta.json",
+            "--model-dir",
+            f"{RUN_DIR}/model",
+            "--model-version",
+            f"candidate:{RUN_KEY}",
             "--future-uri",
             "gs://drops/2025-04-01/future.csv",
         ],
@@ -351,7 +364,7 @@ def test_an_sf_gcp_environment_variable_replaces_the_variable(monkeypatch, bq):
         ({"SF_GCP_TRAINER_IMAGE": None}, {}, "AIRFLOW_VAR_SF_GCP_TRAINER_IMAGE"),
         ({"SF_GCP_DEPLOY_MAX_REPLICAS": "many"}, {}, "to a whole number, got 'many'"),
         ({}, {"cutoff_date": "31/03/2025"}, "is not a YYYY-MM-DD date"),
-        ({}, {"dataset": "nope"}, "neither a built-in contract"),
+        ({}, {"dataset": "nope"}, "is not a known contract"),
         ({}, {"runner": "lambda"}, "runner 'lambda' is not one of"),
     ],
 )

@@ -212,7 +212,7 @@ def test_forecast_uses_the_model_the_gate_chose(
 def test_forecast_never_uses_a_production_model_trained_after_the_cutoff(
     dag, gcs, models, vertex_jobs, train_end, model_dir, version
 ):
-    put_gate(gcs, False, reason="worse than production")
+    put_gate(gcs, False, reason="worse than production", beats_baseline=True)
     put_production_metadata(gcs, train_end)
     task = dag.get_task("forecast")
     context = render(task)
@@ -244,20 +244,27 @@ def test_forecast_passes_an_existing_future_file(dag, gcs, models, vertex_jobs):
     assert submitted_args(vertex_jobs)[-2:] == ["--future-uri", "gs://drops/future.csv"]
 
 
-def test_forecast_checks_every_series_and_day_was_written(dag, gcs, bq):
+def test_forecast_checks_every_series_and_day_was_written(dag, gcs, bq, models):
     task = dag.get_task("forecast")
     context = render(task, params={"horizon": 7})
-    stats = {"rows_written": 13, "series": 2, "first_date": None, "last_date": None}
-    bq.answer = lambda sql, params: [dict(stats)]
+    stats = {"model_version": "3", "rows": 13, "series": 2, "first_date": None, "last_date": None}
+
+    def answer(sql, params):
+        if "daily_sales_features" in sql:
+            return [{"n": 2}]  # the series the features hold
+        return [dict(stats)]
+
+    bq.answer = answer
     job = TrainerJob("predict", [], {}, "predict-x", state={"model_version": "3"})
     with pytest.raises(RuntimeError, match="some series or days are missing"):
         task._finish(context["sf"], job)
-    stats["rows_written"] = 14
+    stats["rows"] = 14
     out = task._finish(context["sf"], job)
     assert out["model_version"] == "3" and out["table"].endswith(".daily_sales_forecasts")
-    ((sql, params),) = bq.queries[-1:]
-    assert f"FROM {DATASET}.daily_sales_forecasts" in sql.replace("`", "")
-    assert params == {"run_id": RUN_ID}
+    assert out["series_by_model"] == {"3": 2}
+    forecasts = [(q, p) for q, p in bq.queries if "daily_sales_forecasts" in q]
+    assert f"FROM {DATASET}.daily_sales_forecasts" in forecasts[-1][0].replace("`", "")
+    assert forecasts[-1][1] == {"run_id": RUN_ID}
 
 
 def test_forecast_reports_the_model_the_plan_chose_after_the_deferral(
@@ -269,7 +276,11 @@ def test_forecast_reports_the_model_the_plan_chose_after_the_deferral(
     context = render(task, params={"horizon": 7})
     deferred = defer(task, context)
     models.get_model.side_effect = NotFound("production was retired meanwhile")
-    bq.answer = lambda sql, params: [{"rows_written": 14, "series": 2}]
+    bq.answer = lambda sql, params: (
+        [{"n": 2}]
+        if "daily_sales_features" in sql
+        else [{"model_version": "3", "rows": 14, "series": 2}]
+    )
     out = task.execute_complete(context, VERTEX_DONE, **deferred.kwargs)
     assert out["model_version"] == "3"
 
