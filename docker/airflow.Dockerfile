@@ -4,7 +4,7 @@
 #
 # Also installs trainer/requirements.txt: with SF_PLATFORM=local the scheduler runs the trainer
 # entrypoint as a subprocess, exactly as it does on a laptop. (Composer gets only
-# requirements.txt: on GCP the trainer runs in its own image.)
+# requirements-composer.txt: on GCP the trainer runs in its own image.)
 #
 #   docker build -f docker/airflow.Dockerfile -t sales-forecast-airflow:3.3.2 .
 ARG AIRFLOW_VERSION=3.3.2

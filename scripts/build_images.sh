@@ -10,15 +10,21 @@
 # sf_gcp_serving_image (docs/gcp.md). The tag defaults to the current commit (or a timestamp).
 # Authenticate Docker to your registry first (for Artifact Registry: gcloud auth
 # configure-docker with your registry's host).
+#
+# Both images are built for linux/amd64 whatever the host (Vertex AI and Cloud Run run only
+# that; an arm64 image from Apple Silicon fails there with "exec format error"), and each is
+# checked to be linux/amd64 before it is pushed. .dockerignore keeps the build context to what
+# the Dockerfiles copy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TAG="" PUSH=1
+PLATFORM=linux/amd64
 while [ $# -gt 0 ]; do
   case "$1" in
     --tag) TAG="$2"; shift 2 ;;
     --no-push) PUSH=0; shift ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -37,7 +43,14 @@ built=()
 for image in trainer serving; do
   ref="$REGISTRY/$image:$TAG"
   echo "building $ref from $image/Dockerfile"
-  docker build --file "$image/Dockerfile" --tag "$ref" .
+  docker build --platform "$PLATFORM" --file "$image/Dockerfile" --tag "$ref" .
+  # A builder that ignores --platform (the legacy one without BuildKit) would build for the
+  # host: refuse that image rather than push one the jobs cannot run.
+  built_for="$(docker image inspect --format '{{.Os}}/{{.Architecture}}' "$ref")"
+  if [ "$built_for" != "$PLATFORM" ]; then
+    echo "$ref was built for $built_for, not $PLATFORM: use a BuildKit/buildx builder" >&2
+    exit 1
+  fi
   if [ "$PUSH" = 1 ]; then
     docker push "$ref"
   fi

@@ -37,6 +37,10 @@ export AIRFLOW__CORE__PLUGINS_FOLDER="$REPO/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export SF_PLATFORM="\${SF_PLATFORM:-local}"
 export PYTHONPATH="$REPO/plugins:$REPO\${PYTHONPATH:+:\$PYTHONPATH}"
+# The UI/API port (SF_AIRFLOW_PORT or AIRFLOW__API__PORT, default 8080) and the URLs the task
+# runners call, kept consistent; also wraps the airflow command, so a port set after
+# activation applies too.
+. "$REPO/scripts/airflow_env.sh" && sf_airflow_env
 # <<< sales-forecast local settings <<<
 ACT
 } >> "$VENV/bin/activate"

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         "/predict", validation_alias=_env("AIP_PREDICT_ROUTE", "predict_route")
     )
     storage_uri: str | None = Field(None, validation_alias=_env("AIP_STORAGE_URI", "storage_uri"))
+    # Set by Vertex AI on a deployed model (reported by /ready): with them,
+    # `gcloud ai endpoints describe <endpoint_id>` names the registry version
+    # (deployedModels[id=<deployed_model_id>].modelVersionId).
+    endpoint_id: str | None = Field(None, validation_alias=_env("AIP_ENDPOINT_ID", "endpoint_id"))
+    deployed_model_id: str | None = Field(
+        None, validation_alias=_env("AIP_DEPLOYED_MODEL_ID", "deployed_model_id")
+    )
 
     # ---- local registry mode (used when AIP_STORAGE_URI is unset)
     data_root: Path = Field(DEFAULT_DATA_ROOT, validation_alias=_env("SF_DATA_ROOT", "data_root"))
@@ -69,11 +76,14 @@ class Settings(BaseSettings):
     )
 
     # ---- storage mode
-    # The version reported for an AIP_STORAGE_URI model; unset -> a digest of its manifest.
+    # The version reported for an AIP_STORAGE_URI model; unset -> a digest of its files. The
+    # GCP register step sets `run:<run key>` (Vertex assigns the version id only after the
+    # container spec, which is immutable, is uploaded; the run names exactly one version).
     model_version: str | None = Field(
         None, validation_alias=_env("SF_MODEL_VERSION", "model_version")
     )
     # Refuse a model folder that carries no sha256 manifest (default: hash it and log the sums).
+    # The GCP register step sets it to true in the container it uploads (it always writes one).
     require_manifest: bool = Field(
         False, validation_alias=_env("SF_SERVING_REQUIRE_MANIFEST", "require_manifest")
     )

@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 import asyncio
+import dataclasses
 import datetime as dt
 import gc
 import hashlib
@@ -380,7 +381,9 @@ class ModelStore:
             expected = record.expected
             verified = True
             if self.settings.mode == "storage":
-                expected, actual, verified = self._storage_sums(record.uri, tmp, actual)
+                expected, actual, verified, run_id = self._storage_sums(record.uri, tmp, actual)
+                # The run that wrote the manifest: on GCP it names one registry version.
+                record = dataclasses.replace(record, run_id=run_id)
             elif not expected:
                 raise IntegrityError(f"{label}: the registry records no sha256 sums")
             if expected is not None:
@@ -425,12 +428,15 @@ class ModelStore:
 
     def _storage_sums(
         self, uri: str, folder: str, actual: dict[str, str]
-    ) -> tuple[dict[str, str] | None, dict[str, str], bool]:
+    ) -> tuple[dict[str, str] | None, dict[str, str], bool, str | None]:
+        """(expected sums, the model's files' sums, verified, the manifest's run_id)."""
         if MANIFEST_FILE not in actual:
             if self.settings.require_manifest:
                 raise IntegrityError(
                     f"{uri} has no sha256 manifest ({MANIFEST_FILE}) and "
-                    "SF_SERVING_REQUIRE_MANIFEST is set; refusing to serve it"
+                    "SF_SERVING_REQUIRE_MANIFEST is true; refusing to serve it (the GCP "
+                    "register step writes one when it promotes a model: register the model "
+                    "through the DAG, or add a manifest of every file's sha256)"
                 )
             log.warning(
                 "%s has no sha256 manifest (%s): serving it unverified; its files' sha256: %s",
@@ -438,15 +444,17 @@ class ModelStore:
                 MANIFEST_FILE,
                 json.dumps(actual, sort_keys=True),
             )
-            return None, actual, False
+            return None, actual, False, None
         text = Path(folder, MANIFEST_FILE).read_bytes()
         try:
-            expected = dict(parse_manifest(text, f"{uri}/{MANIFEST_FILE}")["files"])
+            manifest = parse_manifest(text, f"{uri}/{MANIFEST_FILE}")
         except FileFormatError as exc:
             raise IntegrityError(str(exc)) from None
+        expected = dict(manifest["files"])
+        run_id = manifest.get("run_id")
         # The manifest itself is not part of the model.
         files = {k: v for k, v in actual.items() if k != MANIFEST_FILE}
-        return expected, files, True
+        return expected, files, True, run_id if isinstance(run_id, str) and run_id else None
 
     def _swap(self, loaded: LoadedModel) -> None:
         previous = None if self._current is None else self._current.version
@@ -519,11 +527,21 @@ class ModelStore:
                 )
         return fresh
 
+    def deployment(self) -> dict[str, str | None] | None:
+        """Where Vertex AI deployed this container (its ``AIP_*`` ids); None elsewhere."""
+        s = self.settings
+        if s.endpoint_id is None and s.deployed_model_id is None:
+            return None
+        return {"endpoint_id": s.endpoint_id, "deployed_model_id": s.deployed_model_id}
+
     def status(self) -> dict[str, Any]:
         model = self._current
+        described = None
+        if model is not None:
+            described = {**model.describe(self.freshness(model)), "deployment": self.deployment()}
         return {
             "ready": model is not None,
             "reason": None if model is not None else self.not_ready_reason,
-            "model": None if model is None else model.describe(self.freshness(model)),
+            "model": described,
             "last_error": self.last_error,
         }

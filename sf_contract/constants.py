@@ -7,6 +7,8 @@ __all__ = [
     "BOOL_TRUE",
     "COLUMN_TYPES",
     "DATE_FORMAT",
+    "DATE_FORMAT_FIELDS",
+    "DATE_FORMAT_SEPARATORS",
     "DATE_PATTERN",
     "FILL_RULES",
     "FLOAT_PATTERN",
@@ -48,6 +50,11 @@ BOOL_FALSE: tuple[str, ...] = ("false", "f", "0", "no", "n")
 # Dates in files, params and requests: ISO calendar dates only (not 20240101, not 2024-W01-1).
 DATE_FORMAT = "YYYY-MM-DD"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+# What a contract's own ``date_format`` (for its CSV files only) may hold: each field once, in
+# any order, with these separators between them. Nothing locale-dependent (%b month names), no
+# two-digit years (%y: which century?).
+DATE_FORMAT_FIELDS: tuple[str, ...] = ("%Y", "%m", "%d")
+DATE_FORMAT_SEPARATORS = "-/._, "
 # Numbers as text: what BigQuery's SAFE_CAST takes, and no more (DuckDB's TRY_CAST also takes
 # "1_000", and rounds "1.5" to the INT64 2). nan/inf are no numbers either.
 INT_PATTERN = r"^[+-]?[0-9]+$"

@@ -7,14 +7,18 @@ the trainer applies them to future files and fill constants, the server to reque
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sf_contract.constants import (
     BOOL_FALSE,
     BOOL_TRUE,
     DATE_FORMAT,
+    DATE_FORMAT_FIELDS,
+    DATE_FORMAT_SEPARATORS,
     DATE_PATTERN,
     FLOAT_PATTERN,
     INT_PATTERN,
@@ -23,8 +27,10 @@ from sf_contract.constants import (
 )
 
 __all__ = [
+    "DateFormat",
     "ScalarError",
     "check_key_part",
+    "compile_date_format",
     "key_text",
     "parse_bool",
     "parse_date",
@@ -44,13 +50,124 @@ class ScalarError(ValueError):
     """A text value is not a valid value of its column's type."""
 
 
-def parse_date(text: str) -> dt.date:
-    """A ``YYYY-MM-DD`` calendar date; anything else (``20240101``, ``2024-W01-1``) is an error."""
+@dataclass(frozen=True)
+class DateFormat:
+    """A contract's ``date_format`` as regular expressions both engines and Python read alike.
+
+    ``pattern`` matches the whole (trimmed) text, one group per field; ``field_pattern`` is
+    the same expression with only one field captured (BigQuery's REGEXP_EXTRACT returns the
+    one group). The expressions use ``[0-9]`` and plain literals only, which RE2 (BigQuery,
+    DuckDB) and Python's ``re`` read the same way. ``%Y`` is four digits; ``%m`` and ``%d``
+    one or two (``1/2/2025`` and ``01/02/2025``), except next to another field without a
+    separator (``%Y%m%d``), where only two digits keep the text unambiguous.
+    """
+
+    text: str
+    fields: tuple[str, ...]  # "Y", "m", "d" in the order they appear
+    parts: tuple[str, ...]  # the regex of each field and literal, in order
+    field_index: tuple[int, ...]  # where each field's regex is in ``parts``
+
+    @property
+    def pattern(self) -> str:
+        return self._joined(set(self.fields))
+
+    def field_pattern(self, field: str) -> str:
+        """The whole-text regex with only ``field`` (``Y``, ``m`` or ``d``) captured."""
+        if field not in self.fields:
+            raise KeyError(field)
+        return self._joined({field})
+
+    def _joined(self, captured: set[str]) -> str:
+        parts = list(self.parts)
+        for field, i in zip(self.fields, self.field_index, strict=True):
+            if field in captured:
+                parts[i] = f"({parts[i]})"
+        return "^" + "".join(parts) + "$"
+
+
+def _format_error(fmt: str, why: str) -> ValueError:
+    allowed = " ".join(DATE_FORMAT_FIELDS)
+    seps = " ".join(repr(c) for c in DATE_FORMAT_SEPARATORS)
+    return ValueError(
+        f"date_format {fmt!r}: {why}; use {allowed}, each once, separated by any of {seps}"
+        ", e.g. %d/%m/%Y"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def compile_date_format(fmt: str) -> DateFormat:
+    """``fmt`` (e.g. ``%d/%m/%Y``) compiled; ValueError, saying what is allowed, otherwise.
+
+    A deliberately small strftime subset: the same text must mean the same date in BigQuery,
+    DuckDB and Python, and locale-dependent or ambiguous directives (``%b``, ``%y``) do not.
+    """
+    if not isinstance(fmt, str) or not fmt:
+        raise _format_error(str(fmt), "it must be a non-empty text")
+    if len(fmt) > 32:
+        raise _format_error(fmt[:32] + "...", "it is longer than 32 characters")
+    tokens: list[str] = []  # "%Y" / "%m" / "%d" or one separator character
+    i = 0
+    while i < len(fmt):
+        if fmt[i] == "%":
+            directive = fmt[i : i + 2]
+            if directive not in DATE_FORMAT_FIELDS:
+                hint = " (two-digit years are ambiguous: use %Y)" if directive == "%y" else ""
+                raise _format_error(fmt, f"{directive!r} is not supported{hint}")
+            tokens.append(directive)
+            i += 2
+            continue
+        if fmt[i] not in DATE_FORMAT_SEPARATORS:
+            raise _format_error(fmt, f"{fmt[i]!r} is neither a field nor a separator")
+        tokens.append(fmt[i])
+        i += 1
+    for directive in DATE_FORMAT_FIELDS:
+        count = tokens.count(directive)
+        if count != 1:
+            why = "is missing" if count == 0 else "appears more than once"
+            raise _format_error(fmt, f"{directive} {why}")
+    if tokens[0] not in DATE_FORMAT_FIELDS or tokens[-1] not in DATE_FORMAT_FIELDS:
+        # Values are trimmed before they are read: a leading or trailing separator (a space)
+        # could never match.
+        raise _format_error(fmt, "it must start and end with a field")
+    parts: list[str] = []
+    fields: list[str] = []
+    index: list[int] = []
+    for n, token in enumerate(tokens):
+        if token in DATE_FORMAT_FIELDS:
+            field = token[1]
+            neighbours = tokens[max(n - 1, 0) : n] + tokens[n + 1 : n + 2]
+            fixed = any(t in DATE_FORMAT_FIELDS for t in neighbours)
+            width = "{4}" if field == "Y" else "{2}" if fixed else "{1,2}"
+            fields.append(field)
+            index.append(len(parts))
+            parts.append(f"[0-9]{width}")
+        else:
+            # A character class, not a backslash escape: RE2 and re agree on "[.]".
+            parts.append("[.]" if token == "." else token)
+    return DateFormat(text=fmt, fields=tuple(fields), parts=tuple(parts), field_index=tuple(index))
+
+
+def parse_date(text: str, fmt: str | None = None) -> dt.date:
+    """A calendar date: ``YYYY-MM-DD`` by default, else in a contract's ``date_format``.
+
+    Without ``fmt`` anything but ISO (``20240101``, ``2024-W01-1``) is an error; with it, the
+    text must match :func:`compile_date_format`'s expression and be a real day.
+    """
     value = str(text).strip()
-    if not _DATE_RE.match(value):
-        raise ScalarError(f"{text!r} is not a {DATE_FORMAT} date")
+    if fmt is None:
+        if not _DATE_RE.match(value):
+            raise ScalarError(f"{text!r} is not a {DATE_FORMAT} date")
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ScalarError(f"{text!r} is not a valid calendar date") from None
+    compiled = compile_date_format(fmt)
+    match = re.fullmatch(compiled.pattern, value)
+    if match is None:
+        raise ScalarError(f"{text!r} is not a date in the format {fmt}")
+    parts = dict(zip(compiled.fields, (int(g) for g in match.groups()), strict=True))
     try:
-        return dt.date.fromisoformat(value)
+        return dt.date(parts["Y"], parts["m"], parts["d"])
     except ValueError:
         raise ScalarError(f"{text!r} is not a valid calendar date") from None
 
@@ -66,9 +183,13 @@ def parse_bool(text: str) -> bool:
 
 
 def parse_scalar(
-    text: str, column_type: str, where: str | None = None
+    text: str, column_type: str, where: str | None = None, date_format: str | None = None
 ) -> float | int | bool | dt.date | str:
-    """``text`` as a value of ``column_type``; :class:`ScalarError` (naming ``where``) if not."""
+    """``text`` as a value of ``column_type``; :class:`ScalarError` (naming ``where``) if not.
+
+    ``date_format`` is a contract's format for DATE text read from its CSV files
+    (:func:`parse_date`); ``None`` is ``YYYY-MM-DD``.
+    """
     value = str(text).strip()
     try:
         if column_type == "FLOAT64":
@@ -85,7 +206,7 @@ def parse_scalar(
         if column_type == "BOOL":
             return parse_bool(value)
         if column_type == "DATE":
-            return parse_date(value)
+            return parse_date(value, date_format)
     except ScalarError as exc:
         if where is None:
             raise

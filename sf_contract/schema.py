@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sf_contract.constants import COLUMN_TYPES, RESERVED_COLUMNS, ROLES
-from sf_contract.scalars import ScalarError, parse_scalar
+from sf_contract.scalars import ScalarError, compile_date_format, parse_scalar
 
 __all__ = [
     "IDENTIFIER_PATTERN",
@@ -34,9 +34,24 @@ _NAME_RE = re.compile(IDENTIFIER_PATTERN)
 _NUMERIC = ("FLOAT64", "INT64")
 # Roles whose columns describe a series or its days, so a missing value is allowed.
 _NULLABLE_ROLES = ("known", "observed", "static")
-_TOP_LEVEL = ("name", "description", "date_column", "target", "series_keys", "columns")
+_TOP_LEVEL = (
+    "name",
+    "description",
+    "date_column",
+    "target",
+    "series_keys",
+    "columns",
+    "date_format",
+)
 # A STRING fill constant is written into every filled day; no real one is longer than this.
 MAX_FILL_TEXT = 200
+# A column's ``header``: the name its CSV files give it. Free text (spaces, punctuation, any
+# script), since it is only ever compared with a file's header in Python and never written into
+# SQL; but one line of printable text, of a length a header line can hold.
+MAX_HEADER_CHARS = 128
+# Control, format (zero-width), surrogate, private-use and unassigned characters, and line or
+# paragraph separators: invisible in a message, or splitting a line where a reader would not.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 class ContractError(ValueError):
@@ -62,13 +77,31 @@ def check_identifier(name: object, what: str) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """One column: its warehouse type, its role and, for known columns, its fill rule."""
+    """One column: its warehouse type, its role and, for known columns, its fill rule.
+
+    ``header`` is the column's name in the CSV files when it is not ``name`` (``Units Sold``
+    for ``sales``): the loaders read that file column into ``name``, and everything after the
+    load (SQL, features, models, requests) only ever sees ``name``.
+    """
 
     name: str
     type: str
     role: str
     future_fill: str | None = None
     nullable: bool = True
+    header: str | None = None
+
+    @property
+    def csv_header(self) -> str:
+        """The name this column has in the header of an input CSV."""
+        return self.header if self.header is not None else self.name
+
+    @property
+    def label(self) -> str:
+        """How messages name the column: ``'Units Sold' (sales)``, or ``'sales'``."""
+        if self.header is None or self.header == self.name:
+            return repr(self.name)
+        return f"{self.header!r} ({self.name})"
 
     def fill_value(self) -> float | int | bool | object | None:
         """The constant a ``zero``/``false``/``value:<x>`` rule fills with.
@@ -95,6 +128,8 @@ class Contract:
     series_keys: tuple[str, ...]
     columns: tuple[Column, ...]
     description: str = ""
+    # The strftime subset of sf_contract.scalars.compile_date_format; None is YYYY-MM-DD.
+    date_format: str | None = None
     # Keys a contract file may carry beyond the schema (kept, and handed on, as they are).
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     source: str = field(default="", compare=False, repr=False)
@@ -106,6 +141,18 @@ class Contract:
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def csv_headers(self) -> list[str]:
+        """The header names an input CSV must have (any order): each column's ``csv_header``."""
+        return [c.csv_header for c in self.columns]
+
+    def column_for_header(self, header: str) -> Column:
+        """The column a (trimmed) CSV header name is read into; ContractError if none."""
+        for c in self.columns:
+            if c.csv_header == header:
+                return c
+        raise ContractError(f"contract {self.name!r} has no column with the header {header!r}")
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -157,6 +204,8 @@ class Contract:
                 item["future_fill"] = c.future_fill
             if c.nullable != (c.role in _NULLABLE_ROLES):
                 item["nullable"] = c.nullable
+            if c.header is not None:
+                item["header"] = c.header
             columns.append(item)
         out: dict[str, Any] = {
             **self.extra,
@@ -168,6 +217,8 @@ class Contract:
         }
         if self.description:
             out["description"] = self.description
+        if self.date_format is not None:
+            out["date_format"] = self.date_format
         return out
 
 
@@ -238,6 +289,29 @@ def _fill_rule(raw: object, name: str, ctype: str, role: str, source: str) -> st
     )
 
 
+def _header_name(raw: object, name: str, source: str) -> str | None:
+    """A column's ``header`` (trimmed), or None when it has none; ContractError if invalid."""
+    if raw is None:
+        return None
+    where = f"{source}: column {name!r}: header"
+    if not isinstance(raw, str):
+        raise ContractError(f"{where} must be a text (quote it in YAML), got {_shown(raw)}")
+    text = raw.strip()
+    if not text:
+        raise ContractError(f"{where} is empty; leave it out to use the name {name!r}")
+    if len(text) > MAX_HEADER_CHARS:
+        raise ContractError(
+            f"{where} is {len(text)} characters long; at most {MAX_HEADER_CHARS} are allowed"
+        )
+    bad = next((c for c in text if unicodedata.category(c) in _UNPRINTABLE), None)
+    if bad is not None:
+        raise ContractError(
+            f"{where} {_shown(text)} contains the unprintable character {bad!r} "
+            f"(U+{ord(bad):04X}); use printable text only"
+        )
+    return text
+
+
 def _parse_column(
     raw: object, *, date_column: str, target: str, keys: tuple[str, ...], source: str
 ) -> Column:
@@ -274,7 +348,24 @@ def _parse_column(
         raise ContractError(f"{source}: column {name!r}: nullable must be true or false")
     if role in ("date", "key", "target") and nullable_raw:
         raise ContractError(f"{source}: {role} column {name!r} cannot be nullable")
-    return Column(name=name, type=ctype, role=role, future_fill=fill, nullable=nullable_raw)
+    header = _header_name(raw.get("header"), name, source)
+    return Column(
+        name=name, type=ctype, role=role, future_fill=fill, nullable=nullable_raw, header=header
+    )
+
+
+def _date_format(raw: object, source: str) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ContractError(
+            f"{source}: date_format must be a text such as '%d/%m/%Y', got {_shown(raw)}"
+        )
+    try:
+        compile_date_format(raw)
+    except ValueError as exc:
+        raise ContractError(f"{source}: {exc}") from None
+    return raw
 
 
 def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contract:
@@ -308,6 +399,16 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
     dupes = sorted({c.name for c in columns if lowered.count(c.name.lower()) > 1})
     if dupes:
         raise ContractError(f"{source}: duplicate column names {dupes}")
+    # Headers are matched exactly, but two that differ only in case are one mistake away from
+    # each other (and one from a file that spells them the other way).
+    seen: dict[str, Column] = {}
+    for c in columns:
+        other = seen.setdefault(c.csv_header.lower(), c)
+        if other is not c:
+            raise ContractError(
+                f"{source}: columns {other.name!r} and {c.name!r} would both be read from the "
+                f"file's column {c.csv_header!r} (headers must differ by more than case)"
+            )
     by_name = {c.name: c for c in columns}
 
     def expect(column: str, role: str) -> Column:
@@ -340,6 +441,7 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
         series_keys=keys,
         columns=columns,
         description=str(data.get("description") or ""),
+        date_format=_date_format(data.get("date_format"), source),
         extra={k: v for k, v in data.items() if k not in _TOP_LEVEL},
         source=source,
     )

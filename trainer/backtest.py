@@ -17,6 +17,7 @@ from trainer import legacy
 from trainer.config import TrainerConfig
 from trainer.errors import TrainerError
 from trainer.evaluation import (
+    METRIC_MEANINGS,
     SEASONAL_NAIVE,
     evaluate_methods,
     evaluation_cutoffs,
@@ -28,6 +29,7 @@ from trainer.io.files import fetch_dir, join_uri, read_json, write_json
 from trainer.io.tables import write_table
 from trainer.metrics import summarize
 from trainer.model import Forecaster
+from trainer.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +115,29 @@ def run_backtest(
         else f"recipe {'changed' if changed else 'unchanged'}, trained up to {train_end}, "
         f"{len(post_train)} window(s) after that",
     )
+    # Said once, where the scores start: the gate's reason quotes them without a definition.
+    log.info("backtest: the gate compares %s", METRIC_MEANINGS.get(metric, metric))
     # The challenger's intervals are calibrated and scored on every window as well (one more
     # fit per window, on at most interval_max_series series): the report's coverage says
     # whether its 80% / 95% intervals hold 80% / 95% of days nobody had seen.
     levels = {"challenger": tuple(challenger.levels)} if coverage and challenger.levels else {}
-    evals = evaluate_methods(panel, contract, cutoffs, horizon, methods, levels, artifacts)
+    n_series = int(panel["series_id"].nunique())
+    # Under a scheduler a silent minute looks hung: every fit logs its start and its end.
+    with progress(log, f"backtest: all {len(cutoffs)} window(s) on {n_series} series"):
+        evals = evaluate_methods(
+            panel,
+            contract,
+            cutoffs,
+            horizon,
+            methods,
+            levels,
+            artifacts,
+            step_name="backtest:",
+            labels={
+                "champion": "champion recipe refit",
+                CHAMPION_ARTIFACT: "champion (stored model) forecast",
+            },
+        )
     windows = []
     any_eval = evals["challenger"]
     for cutoff in cutoffs:
@@ -152,7 +172,11 @@ def run_backtest(
         }
         if name in levels and len(frame):
             report["methods"][name]["coverage"] = interval_coverage(frame, horizon)
-            log.info("%s interval coverage: %s", name, report["methods"][name]["coverage"])
+            shares = {
+                lv: {b: round(v, 3) for b, v in buckets.items()}
+                for lv, buckets in report["methods"][name]["coverage"].items()
+            }
+            log.info("%s interval coverage (share of actual days inside): %s", name, shares)
     score = {name: report["methods"][name]["overall"].get(metric) for name in evals}
     artifact_score = challenger_same_rows = None
     served = evals.get(CHAMPION_ARTIFACT)
@@ -171,8 +195,8 @@ def run_backtest(
             }
         )
         log.info(
-            "production as served, %d window(s) after its training end %s: %s %.4f vs the "
-            "challenger's %.4f on the same %d rows (%d series it does not know left out)",
+            "production as served, %d window(s) after its training end %s: %s %.3f vs the "
+            "challenger's %.3f on the same %d rows (%d series it does not know left out)",
             report["methods"][CHAMPION_ARTIFACT]["n_windows"],
             train_end,
             metric,

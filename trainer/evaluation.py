@@ -10,12 +10,14 @@ from __future__ import annotations
 __all__ = [
     "MIN_TRAIN_DAYS",
     "NON_RECIPE_FIELDS",
+    "METRIC_MEANINGS",
     "SEASONAL_NAIVE",
     "UNKNOWN_DAY",
     "evaluate_methods",
     "evaluation_cutoffs",
     "gate_decision",
     "interval_coverage",
+    "metric_label",
     "recipe_changed",
 ]
 
@@ -33,6 +35,7 @@ from trainer.config import TrainerConfig
 from trainer.errors import TrainerError
 from trainer.metrics import bucket_names, seasonal_scale
 from trainer.model import Forecaster
+from trainer.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +211,9 @@ def evaluate_methods(
     methods: Mapping[str, TrainerConfig | None],
     interval_levels: Mapping[str, Sequence[int]] | None = None,
     artifacts: Mapping[str, Forecaster] | None = None,
+    *,
+    step_name: str = "evaluation",
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Forecast every window with every method on exactly the same rows.
 
@@ -227,8 +233,13 @@ def evaluate_methods(
 
     Days flagged ``is_unknown`` in the panel (a quarantined row whose target was filled for
     the features only) are not scored, and do not enter the MASE scale either.
+
+    Each model fit and each artifact forecast logs a start and an end line, ``<step_name>
+    window <i>/<n> (cut-off <day>): <label> ...`` (``labels`` maps a method name to its label,
+    default ``<name> fit`` / ``<name> forecast``); seasonal naive takes no time and logs none.
     """
     interval_levels = interval_levels or {}
+    labels = labels or {}
     artifacts = {
         name: fc
         for name, fc in (artifacts or {}).items()
@@ -239,7 +250,7 @@ def evaluate_methods(
         panel[UNKNOWN_DAY].fillna(False).astype(bool) if UNKNOWN_DAY in panel.columns else None
     )
     out: dict[str, list[pd.DataFrame]] = {name: [] for name in [*methods, *artifacts]}
-    for cutoff in cutoffs:
+    for i, cutoff in enumerate(cutoffs, 1):
         in_train = panel[date] <= cutoff
         train = panel[in_train]
         end = cutoff + pd.Timedelta(days=horizon)
@@ -262,15 +273,21 @@ def evaluate_methods(
         truth = truth.assign(
             cutoff=cutoff, step=(truth[date] - cutoff).dt.days.astype(int), scale=scale
         )
+        where = f"(cut-off {cutoff.date().isoformat()}):"
         for name, config in methods.items():
             if config is None:
                 fc = seasonal_naive(
                     train, horizon, id_col="series_id", time_col=date, target_col=target
                 )[["series_id", date, "y_hat"]]
             else:
-                fc = _model_forecasts(
-                    train, valid, contract, config, horizon, interval_levels.get(name, ())
+                levels = interval_levels.get(name, ())
+                label = labels.get(name) or f"{name} fit" + (
+                    f" with {'/'.join(map(str, levels))}% intervals" if levels else ""
                 )
+                with progress(
+                    log, f"{step_name} window", i, len(cutoffs), detail=f"{where} {label}"
+                ):
+                    fc = _model_forecasts(train, valid, contract, config, horizon, levels)
             rows = truth.merge(fc, on=["series_id", date], how="left")
             if rows["y_hat"].isna().any():
                 raise RuntimeError(f"{name} left {int(rows['y_hat'].isna().sum())} rows empty")
@@ -278,7 +295,9 @@ def evaluate_methods(
         for name, artifact in artifacts.items():
             if cutoff < pd.Timestamp(artifact.last_date):
                 continue
-            served = _artifact_forecasts(artifact, panel, valid, cutoff, horizon, name)
+            label = labels.get(name) or f"{name} forecast"
+            with progress(log, f"{step_name} window", i, len(cutoffs), detail=f"{where} {label}"):
+                served = _artifact_forecasts(artifact, panel, valid, cutoff, horizon, name)
             if served is None:
                 continue
             # A compact read's categorical ids would not merge with the forecast's text ids.
@@ -352,56 +371,81 @@ def gate_decision(
        on those rows. ``champion_mode`` is the binding comparison: the one that failed (the
        recipe's first), else the one passed by the smaller margin.
 
+    ``reason`` is one plain sentence for whoever reads the run, not the code: the verdict
+    first (``promoted``, ``kept production``, or ``not promoted`` when nothing is in
+    production), then why, with the scores it compared rounded to 3 decimals, e.g. "kept
+    production: the new model was no better than production's recipe retrained on the same
+    days (WAPE 0.384 vs 0.384; lower is better)".
+
     ``champion`` in the result is the production score of the comparison that decided
     (``None`` in modes ``none`` / ``same_recipe``). An undefined (NaN) challenger or
     baseline fails the gate; an undefined production score is no comparison (the baseline
     decides), as before.
     """
     beats = _defined(challenger) and _defined(baseline) and challenger < baseline
+    says = _Words(metric, champion_train_end)
+    # A failed gate leaves production in place when there is one; otherwise nothing ships.
+    verdict = "not promoted" if recipe_changed is None else "kept production"
+    versus_baseline = f"({says.versus(challenger, baseline)}; lower is better)"
     if not _defined(challenger):
-        base = f"challenger {metric} is undefined (no usable actuals?)"
+        base = (
+            f"{verdict}: the new model's {says.metric} could not be computed "
+            "(no actual sales to score it on)"
+        )
     elif not _defined(baseline):
-        base = f"seasonal naive {metric} is undefined (challenger {challenger:.4f}); cannot compare"
+        base = (
+            f"{verdict}: the seasonal-naive baseline's {says.metric} could not be computed, so "
+            f"there is nothing to compare the new model with (its {says.metric} "
+            f"{_round3(challenger)})"
+        )
     elif not beats:
-        base = f"challenger {metric} {challenger:.4f} does not beat seasonal naive {baseline:.4f}"
+        base = (
+            f"{verdict}: the new model did not beat the seasonal-naive baseline {versus_baseline}"
+        )
     else:
-        base = f"challenger {metric} {challenger:.4f} beats seasonal naive {baseline:.4f}"
-    days = "the days after production's training end" + (
-        f" {champion_train_end}" if champion_train_end else ""
-    )
+        base = f"the new model beats the seasonal-naive baseline {versus_baseline}"
     artifact: _Check | None = None
     if _defined(champion_artifact) and _defined(challenger_on_artifact_rows):
         artifact = _Check("artifact", champion_artifact, challenger_on_artifact_rows)
     used: float | None = None
     if recipe_changed is None:
-        mode, ok, reason = "none", True, f"{base}; there is no production model to compare with"
+        mode, ok = "none", True
+        reason = f"promoted: there is no model in production yet, and {base}"
     elif not recipe_changed and champion_artifact is None:
         mode, ok = "same_recipe", True
         reason = (
-            f"{base}; it is production's recipe on newer data and no window falls after "
-            "production's training end, so the fresher model replaces it"
+            "promoted: same recipe on newer data, and no test day falls after "
+            f"{says.train_end}, so the fresher model replaces it; {base}"
         )
     elif not recipe_changed:
         mode, used = "artifact", champion_artifact
         if artifact is None:
             ok = True
             reason = (
-                f"{base}; production's {metric} on {days} is undefined, so the baseline decides"
+                f"promoted: same recipe on newer data; production's {says.metric} on "
+                f"{says.days} could not be computed, so the seasonal-naive baseline decides: {base}"
             )
         else:
             limit = artifact.champion * (1.0 + freshness_tolerance)
             ok = artifact.challenger <= limit
-            reason = (
-                f"{base}; on {days} it scores {artifact.challenger:.4f} against production's "
-                f"{artifact.champion:.4f}, {'within' if ok else 'outside'} the "
-                f"{freshness_tolerance:.1%} freshness tolerance (needs <= {limit:.4f})"
-            )
+            scores = f"{says.versus(artifact.challenger, artifact.champion)} on {says.days}"
+            tolerance = f"the {_percent(freshness_tolerance)} tolerance"
+            if ok:
+                reason = (
+                    f"promoted: same recipe on newer data, and no worse than production "
+                    f"({scores}, within {tolerance}); {base}"
+                )
+            else:
+                reason = (
+                    "kept production: same recipe on newer data, but the new model was worse "
+                    f"than production by more than {tolerance} ({scores}; lower is better)"
+                )
     else:
         checks = [c for c in (artifact,) if c is not None]
         if _defined(champion_recipe):
             checks.insert(0, _Check("recipe", champion_recipe, challenger))
         mode, ok, reason, used = _versus_changed(
-            metric, checks, min_improvement, champion_recipe, base, days
+            says, checks, min_improvement, champion_recipe, base
         )
     return {
         "passed": bool(beats and ok),
@@ -430,42 +474,98 @@ class _Check(NamedTuple):
     challenger: float
 
 
+class _Words:
+    """The pieces of a gate reason: a metric's name, two scores, production's last day."""
+
+    def __init__(self, metric: str, champion_train_end: str | None) -> None:
+        self.metric = metric_label(metric)
+        self.train_end = "production's last training day" + (
+            f" ({champion_train_end})" if champion_train_end else ""
+        )
+        self.days = (
+            f"the days after {champion_train_end}"
+            if champion_train_end
+            else "the days after production's last training day"
+        )
+
+    def versus(self, new: float, old: float) -> str:
+        a, b = _round3(new), _round3(old)
+        # Rounding must not make a decided comparison look like a tie.
+        close = ", a difference below 0.001" if a == b and _defined(new) and new != old else ""
+        return f"{self.metric} {a} vs {b}{close}"
+
+
 def _versus_changed(
-    metric: str,
+    says: _Words,
     checks: list[_Check],
     min_improvement: float,
     recipe: float | None,
     base: str,
-    days: str,
 ) -> tuple[str, bool, str, float | None]:
     """(mode, passed, reason, production score used) for a changed recipe."""
     if not checks:
-        reason = f"{base}; production's {metric} is undefined, so the baseline decides"
+        reason = (
+            f"promoted: a new recipe; production's {says.metric} could not be computed, so "
+            f"the seasonal-naive baseline decides: {base}"
+        )
         return "recipe", True, reason, recipe
     limits = {c.mode: c.champion * (1.0 - min_improvement) for c in checks}
 
-    def versus(c: _Check) -> str:
+    def whom(c: _Check) -> str:
         if c.mode == "recipe":
-            return f"production's recipe refit {c.champion:.4f}"
-        return f"the production model's {c.champion:.4f} on {days}"
+            return "production's recipe retrained on the same days"
+        return "the production model as it serves"
 
-    margin = f" by more than {min_improvement:.1%}" if min_improvement else ""
+    def scores(c: _Check) -> str:
+        where = f" on {says.days}" if c.mode == "artifact" else ""
+        needs = f", needs below {_round3(limits[c.mode])}" if min_improvement else ""
+        return f"{says.versus(c.challenger, c.champion)}{where}{needs}"
+
+    better = f"not {_percent(min_improvement)} better" if min_improvement else "no better"
     failed = [c for c in checks if not c.challenger < limits[c.mode]]
     if failed:
         c = failed[0]
-        if c.mode == "recipe":
-            what = f"{c.challenger:.4f} does not beat {versus(c)}"
-        else:
-            what = f"{c.challenger:.4f} on {days} does not beat production's {c.champion:.4f}"
-        reason = f"challenger {metric} {what}{margin} (needs < {limits[c.mode]:.4f})"
+        reason = (
+            f"kept production: the new model was {better} than {whom(c)} "
+            f"({scores(c)}; lower is better)"
+        )
         return c.mode, False, reason, c.champion
     # Every comparison passed: the binding one is the one passed by the smaller margin.
     binding = max(checks, key=lambda c: c.challenger / limits[c.mode])
-    beaten = " and ".join(
-        f"{versus(c)} ({c.challenger:.4f} < {limits[c.mode]:.4f})" for c in checks
-    )
-    reason = f"{base} and beats {beaten}{margin}"
+    margin = f"more than {_percent(min_improvement)} " if min_improvement else ""
+    beaten = " and than ".join(f"{whom(c)} ({scores(c)})" for c in checks)
+    reason = f"promoted: a new recipe that is {margin}better than {beaten}; {base}"
     return binding.mode, True, reason, binding.champion
+
+
+_METRIC_LABELS = {"wape": "WAPE", "mae": "MAE", "rmse": "RMSE", "mase": "MASE"}
+# What each gate metric means, for the log of the commands that report it.
+METRIC_MEANINGS = {
+    "wape": "WAPE = sum of absolute errors / sum of actual sales; lower is better",
+    "mae": "MAE = mean absolute error per series and day, in units of the target; lower is better",
+    "rmse": "RMSE = square root of the mean squared error per series and day (big misses "
+    "weigh more); lower is better",
+    "mase": "MASE = sum of absolute errors / sum of the errors of repeating last week's "
+    "value on the training days; lower is better",
+}
+
+
+def metric_label(metric: str) -> str:
+    """How a metric is named to people: ``WAPE``, ``MAE``..."""
+    return _METRIC_LABELS.get(metric, metric.upper())
+
+
+def _round3(value: float | None) -> str:
+    """A score rounded to 3 decimals, without trailing zeros (0.52, 0.384)."""
+    if not _defined(value):
+        return "undefined"
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _percent(share: float) -> str:
+    """0.02 -> ``2%``, 0.025 -> ``2.5%``."""
+    return f"{share * 100:.1f}".rstrip("0").rstrip(".") + "%"
 
 
 def _defined(value: float | None) -> TypeGuard[float]:

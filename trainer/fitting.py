@@ -29,6 +29,7 @@ __all__ = [
 import contextlib
 import copy
 import logging
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from trainer.config import TrainerConfig, lgbm_kwargs
 from trainer.covariates import covariate_tail
 from trainer.feature_spec import FeatureSpec, mlforecast_kwargs, to_model_frame
 from trainer.panel import UNKNOWN
+from trainer.progress import elapsed_text
 from trainer.scaling import SeasonalScaler
 
 log = logging.getLogger(__name__)
@@ -196,9 +198,9 @@ def training_matrix(
         ).prefit(panel, id_col="series_id", time_col=date, target_col=target)
     rows, start, facts = training_rows(panel, contract, config)
     log.info(
-        "training rows: %d of %d (from %s, %s series, %d unknown days left out)",
-        facts["train_rows"],
-        facts["rows"],
+        "training rows: %s of %s (from %s, %s series, %d unknown days left out)",
+        f"{facts['train_rows']:,}",
+        f"{facts['rows']:,}",
         facts["train_start"] or "the first day",
         facts.get("sampled_series", facts["series"]),
         facts["unknown_rows"],
@@ -252,7 +254,17 @@ def fit_trees(
     model_kwargs: dict[str, Any] = {}
     if matrix.sample_weight is not None:
         model_kwargs["sample_weight"] = matrix.sample_weight
+    started = time.perf_counter()
     mlf.fit_models(matrix.x, matrix.y, models_fit_kwargs={MODEL_NAME: model_kwargs})
+    # One line per fit, after it (the caller logs the fit's start): how long the trees took
+    # of the whole fit, which also builds the features.
+    log.info(
+        "LightGBM: %d trees on %s rows x %d features in %s",
+        config.params.n_estimators,
+        f"{len(matrix.y):,}",
+        matrix.x.shape[1],
+        elapsed_text(time.perf_counter() - started),
+    )
     del matrix, model_kwargs
     if rows is panel:
         return mlf, tail, facts

@@ -185,19 +185,29 @@ def run_predict(
     created = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
     keys = list(contract.series_keys)
     interval_cols = [f"{side}_{lv}" for lv in levels_used for side in ("lower", "upper")]
-    out = frame.assign(run_id=run_id, cutoff_date=pd.Timestamp(cutoff_date), created_at=created)
+    # The forecasts' origin is the last day of data they start from, not the run's calendar
+    # cut-off: two runs on exports that end on different days are different forecasts and both
+    # stay; the same data forecast again (a retry, a second trigger) replaces its rows.
+    origin = (frame.groupby("series_id")["date"].min().max() - _DAY).date()
+    out = frame.assign(run_id=run_id, cutoff_date=pd.Timestamp(origin), created_at=created)
     out = out[
         ["run_id", "model_version", "cutoff_date", "series_id", *keys, "date", "forecast"]
         + [*interval_cols, "created_at"]
     ]
-    # One forecast per (cut-off, series, day): re-running the same day's forecast (a retry, a
-    # second manual trigger) replaces it, while each day's forecast stays for accuracy tracking.
     write_table(
         out,
         output_uri,
-        replace_where={"cutoff_date": cutoff_date},
+        replace_where={"cutoff_date": origin},
         date_columns=["date", "cutoff_date"],
     )
+    if origin < cutoff_date:
+        log.warning(
+            "data ends %s, %d days before this run's cut-off %s: the forecasts start %s",
+            origin,
+            (cutoff_date - origin).days,
+            cutoff_date,
+            origin + dt.timedelta(days=1),
+        )
     by_version = out.groupby("model_version", sort=True)["series_id"].nunique()
     counts = {str(k): int(v) for k, v in by_version.items()}
     n_series = int(out["series_id"].nunique())
@@ -231,6 +241,9 @@ def run_predict(
         "fallback_model_version": fallback.version if fallback else None,
         "fallback_model_dir": fallback.source if fallback else None,
         "cutoff_date": cutoff_date.isoformat(),
+        # The forecasts' origin (their cutoff_date column): the last day of data they used.
+        "origin_date": origin.isoformat(),
+        "data_days_before_cutoff": (cutoff_date - origin).days,
         "output_uri": output_uri,
         "future_uri": future_uri,
         "horizon": horizon,

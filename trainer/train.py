@@ -19,12 +19,18 @@ from sf_contract import Contract
 from sf_contract.files import METADATA_FILE, METRICS_FILE
 from trainer import __version__
 from trainer.config import TrainerConfig
-from trainer.evaluation import SEASONAL_NAIVE, evaluate_methods, evaluation_cutoffs
+from trainer.evaluation import (
+    METRIC_MEANINGS,
+    SEASONAL_NAIVE,
+    evaluate_methods,
+    evaluation_cutoffs,
+)
 from trainer.intervals import SCALED_CONFORMAL
 from trainer.io.files import publish_dir, write_json
 from trainer.metrics import summarize
 from trainer.model import Forecaster
 from trainer.panel import UNKNOWN, known_rows
+from trainer.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -79,50 +85,27 @@ def run_train(
     scored by no metric and calibrate no interval: their actuals do not exist.
     """
     config.validate()
+    n_series = int(panel["series_id"].nunique())
+    # Under a scheduler a silent minute looks hung: the step and each of its fits log their
+    # start and their end.
+    with progress(log, f"train: whole step on {n_series} series, {len(panel):,} rows"):
+        return _train(panel, contract, config, cutoff_date, model_dir, data_uri, n_series)
+
+
+def _train(
+    panel: pd.DataFrame,
+    contract: Contract,
+    config: TrainerConfig,
+    cutoff_date: dt.date,
+    model_dir: str,
+    data_uri: str | None,
+    n_series: int,
+) -> dict[str, Any]:
+    fc, metrics, model_scores, baseline_scores = _fit_and_validate(panel, contract, config)
     date = contract.date_column
     h = config.horizon
     first, last = panel[date].min(), panel[date].max()
-    cutoffs = evaluation_cutoffs(first, last, h, config.validation_windows, step=h)
-    log.info(
-        "validation: %d window(s) of %d days, cut-offs %s",
-        len(cutoffs),
-        h,
-        [c.date().isoformat() for c in cutoffs],
-    )
-    evals = evaluate_methods(panel, contract, cutoffs, h, {"model": config, SEASONAL_NAIVE: None})
-    evals = {name: known_rows(frame, panel, contract) for name, frame in evals.items()}
-    # Gap-filled days (no row: zero sales) are scored; unknown days (quarantined rows) are not.
-    n_gap = int(panel["is_gap_filled"].sum()) if "is_gap_filled" in panel else None
-    n_unknown = int(panel[UNKNOWN].sum()) if UNKNOWN in panel else 0
-    model_scores = summarize(evals["model"], h)
-    baseline_scores = summarize(evals[SEASONAL_NAIVE], h)
-    metrics = {
-        "horizon": h,
-        "validation_windows": [c.date().isoformat() for c in cutoffs],
-        "n_series_evaluated": int(evals["model"]["series_id"].nunique()),
-        "n_gap_filled_rows": n_gap,
-        "n_unknown_rows": n_unknown,
-        **model_scores,
-        "baseline": {"method": "seasonal_naive", "season": 7, **baseline_scores},
-        "definitions": "trainer.metrics: wape=sum|e|/sum|y|, bias=sum(e)/sum|y|, "
-        "mase=sum|e|/sum(seasonal-naive in-sample MAE), e=forecast-actual",
-    }
-    log.info(
-        "validation: wape=%.4f mae=%.4f (seasonal naive wape=%.4f)",
-        model_scores["overall"]["wape"],
-        model_scores["overall"]["mae"],
-        baseline_scores["overall"]["wape"],
-    )
-
-    log.info("refit on %d rows up to %s with prediction intervals", len(panel), last.date())
-    calibration = None
-    if config.interval_method == SCALED_CONFORMAL:
-        # The validation windows were forecast out of sample by this very recipe: their
-        # errors calibrate the intervals, which saves the separate calibration fit.
-        calibration = evals["model"].rename(columns={date: "date"})[
-            ["series_id", "date", "step", "y", "y_hat", "cutoff"]
-        ]
-    fc = Forecaster.fit(panel, contract, config, intervals=True, calibration=calibration)
+    n_gap, n_unknown = metrics["n_gap_filled_rows"], metrics["n_unknown_rows"]
     created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     metadata_doc = {
         "contract": contract.to_dict(),
@@ -137,7 +120,7 @@ def run_train(
         "train_end": last.date().isoformat(),
         "cutoff_date": cutoff_date.isoformat(),
         "data_uri": data_uri,
-        "n_series": int(panel["series_id"].nunique()),
+        "n_series": n_series,
         "n_rows": len(panel),
         "n_gap_filled_rows": n_gap,
         "n_unknown_rows": n_unknown,
@@ -170,3 +153,72 @@ def run_train(
         if config.hpt_metric_name
         else None,
     }
+
+
+def _fit_and_validate(
+    panel: pd.DataFrame, contract: Contract, config: TrainerConfig
+) -> tuple[Forecaster, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The validation windows' fits and scores, then the final fit with intervals.
+
+    Returns the final forecaster, ``metrics.json``'s document, and the model's and seasonal
+    naive's scores.
+    """
+    date = contract.date_column
+    h = config.horizon
+    first, last = panel[date].min(), panel[date].max()
+    cutoffs = evaluation_cutoffs(first, last, h, config.validation_windows, step=h)
+    log.info(
+        "validation: %d window(s) of %d days, cut-offs %s; %s",
+        len(cutoffs),
+        h,
+        [c.date().isoformat() for c in cutoffs],
+        METRIC_MEANINGS["wape"],
+    )
+    evals = evaluate_methods(
+        panel,
+        contract,
+        cutoffs,
+        h,
+        {"model": config, SEASONAL_NAIVE: None},
+        step_name="train: validation",
+        labels={"model": "model fit"},
+    )
+    evals = {name: known_rows(frame, panel, contract) for name, frame in evals.items()}
+    # Gap-filled days (no row: zero sales) are scored; unknown days (quarantined rows) are not.
+    n_gap = int(panel["is_gap_filled"].sum()) if "is_gap_filled" in panel else None
+    n_unknown = int(panel[UNKNOWN].sum()) if UNKNOWN in panel else 0
+    model_scores = summarize(evals["model"], h)
+    baseline_scores = summarize(evals[SEASONAL_NAIVE], h)
+    metrics = {
+        "horizon": h,
+        "validation_windows": [c.date().isoformat() for c in cutoffs],
+        "n_series_evaluated": int(evals["model"]["series_id"].nunique()),
+        "n_gap_filled_rows": n_gap,
+        "n_unknown_rows": n_unknown,
+        **model_scores,
+        "baseline": {"method": "seasonal_naive", "season": 7, **baseline_scores},
+        "definitions": "trainer.metrics: wape=sum|e|/sum|y|, bias=sum(e)/sum|y|, "
+        "mase=sum|e|/sum(seasonal-naive in-sample MAE), e=forecast-actual",
+    }
+    log.info(
+        "validation: WAPE %.3f, MAE %.3f (seasonal naive: WAPE %.3f; lower is better)",
+        model_scores["overall"]["wape"],
+        model_scores["overall"]["mae"],
+        baseline_scores["overall"]["wape"],
+    )
+
+    calibration = None
+    if config.interval_method == SCALED_CONFORMAL:
+        # The validation windows were forecast out of sample by this very recipe: their
+        # errors calibrate the intervals, which saves the separate calibration fit.
+        calibration = evals["model"].rename(columns={date: "date"})[
+            ["series_id", "date", "step", "y", "y_hat", "cutoff"]
+        ]
+    n_series = int(panel["series_id"].nunique())
+    with progress(
+        log,
+        f"train: final fit with intervals on {n_series} series, {len(panel):,} rows "
+        f"up to {last.date()}",
+    ):
+        fc = Forecaster.fit(panel, contract, config, intervals=True, calibration=calibration)
+    return fc, metrics, model_scores, baseline_scores

@@ -38,6 +38,9 @@ GCP_VARIABLES: dict[str, tuple[str, str | None]] = {
     "gcp_serving_image": ("sf_gcp_serving_image", None),
     "gcp_service_account": ("sf_gcp_service_account", ""),
     "gcp_train_machine_type": ("sf_gcp_train_machine_type", "n1-standard-4"),
+    # Newer machine series (n4, c4, c3, ...) take only Hyperdisk, e.g. hyperdisk-balanced.
+    "gcp_train_boot_disk_type": ("sf_gcp_train_boot_disk_type", "pd-ssd"),
+    "gcp_train_boot_disk_size_gb": ("sf_gcp_train_boot_disk_size_gb", "100"),
     "gcp_deploy_machine_type": ("sf_gcp_deploy_machine_type", "n1-standard-2"),
     "gcp_deploy_min_replicas": ("sf_gcp_deploy_min_replicas", "1"),
     "gcp_deploy_max_replicas": ("sf_gcp_deploy_max_replicas", "1"),
@@ -72,8 +75,13 @@ class Settings(BaseSettings):
     model_name: str = "sales_forecast"
 
     default_input_uri: str = str(REPO_ROOT / "data" / "demo" / "retail_sales.csv")
+    # The trigger form's defaults, which are also what every scheduled run uses.
+    default_future_uri: str = ""
     default_dataset: str = "retail"
     default_horizon: int = 28
+    # Scheduled runs register and deploy a model that passes the gate (manual runs: the
+    # enable_deploy param decides). Off by default: a new model goes live only when asked.
+    scheduled_enable_deploy: bool = False
     # A run fails instead of quarantining when more than this share of its rows is rejected:
     # a file that is mostly wrong is a wrong file, not a few bad rows.
     max_reject_fraction: float = 0.2
@@ -128,6 +136,8 @@ class Settings(BaseSettings):
     # The identity jobs and the endpoint run as (empty: the project's default one).
     gcp_service_account: str = _from_variable("gcp_service_account")
     gcp_train_machine_type: str = _from_variable("gcp_train_machine_type")
+    gcp_train_boot_disk_type: str = _from_variable("gcp_train_boot_disk_type")
+    gcp_train_boot_disk_size_gb: str = _from_variable("gcp_train_boot_disk_size_gb")
     gcp_deploy_machine_type: str = _from_variable("gcp_deploy_machine_type")
     gcp_deploy_min_replicas: str = _from_variable("gcp_deploy_min_replicas")
     gcp_deploy_max_replicas: str = _from_variable("gcp_deploy_max_replicas")

@@ -55,9 +55,22 @@ def _listed(items: list[str] | list[int]) -> str:
     return "[" + ", ".join(shown) + (f", ... ({more} more)" if more > 0 else "") + "]"
 
 
+def _expected(contract: Contract) -> str:
+    """The header the contract wants, as messages show it (a mapped column with both names)."""
+    if all(c.header is None for c in contract.columns):
+        return f"Expected columns: {contract.column_names}"
+    return "Expected columns: [" + ", ".join(c.label for c in contract.columns) + "]"
+
+
 def check_header(header: list[str], contract: Contract, uri: str) -> None:
-    """The CSV's columns must be exactly the contract's (any order)."""
-    expected = f"Expected columns: {contract.column_names}"
+    """The CSV's columns must be exactly the contract's header names (any order).
+
+    A column's header name is its ``header`` when the contract gives one (``Units Sold`` for
+    ``sales``), else its name. Names are compared after trimming (``parse_csv_header``) and
+    case-sensitively: a file whose ``Units sold`` differs only in case is refused with a hint,
+    since a guess at what a column is would be worse than a clear error.
+    """
+    expected = _expected(contract)
     if len(header) < 2:
         # Every contract has at least a date and a target. A line without a comma is not a
         # CSV header, and quoting it would print the first line of whatever file this is.
@@ -74,13 +87,22 @@ def check_header(header: list[str], contract: Contract, uri: str) -> None:
     dupes = sorted(h for h, n in counts.items() if h and n > 1)
     if dupes:
         problems.append(f"duplicate columns {_listed(dupes)}")
-    missing = [c for c in contract.column_names if c not in counts]
+    missing = [c for c in contract.columns if c.csv_header not in counts]
     if missing:
-        problems.append(f"missing columns {_listed(missing)}")
-    known = set(contract.column_names)
+        problems.append("missing columns [" + ", ".join(c.label for c in missing[:SHOWN_NAMES]))
+        more = len(missing) - SHOWN_NAMES
+        problems[-1] += (f", ... ({more} more)" if more > 0 else "") + "]"
+    known = set(contract.csv_headers)
     unknown = [h for h in header if h and h not in known]
     if unknown:
         problems.append(f"unknown columns {_listed(unknown)}")
+        by_case = {c.csv_header.lower(): c for c in missing}
+        near = [(h, by_case[h.lower()]) for h in unknown if h.lower() in by_case]
+        if near:
+            problems.append(
+                "names are case-sensitive: "
+                + ", ".join(f"{_listed([h])[1:-1]} is not {c.label}" for h, c in near[:SHOWN_NAMES])
+            )
     if problems:
         raise DataError(
             f"{uri}: line 1 (header) does not match the {contract.name!r} contract: "

@@ -273,11 +273,17 @@ def backtest_champion(
 
 
 def gate_log(gate: Mapping[str, Any]) -> str:
-    """The gate's one log line, the same on every platform."""
+    """The gate's one log line, the same on every platform: the verdict in words first.
+
+    The trainer's reason reads "kept production: ..."; the registry version is known here.
+    """
+    reason = str(gate.get("reason") or "")
+    version = gate.get("champion_version")
+    if version and reason.startswith("kept production"):
+        reason = f"kept production v{version}" + reason.removeprefix("kept production")
+    mode = gate.get("champion_mode")
     return (
-        f"gate {'PASSED' if gate['passed'] else 'FAILED'} on {gate.get('metric')}: "
-        f"challenger={gate.get('challenger')} baseline={gate.get('baseline')} "
-        f"champion={gate.get('champion')} ({gate.get('reason')})"
+        f"gate {'PASSED' if gate['passed'] else 'FAILED'}{f' ({mode})' if mode else ''}: {reason}"
     )
 
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from sales_forecast import decisions
 from sales_forecast.config import get_settings
+from sales_forecast.contract import load_contract_file
 from sales_forecast.platforms.local import LocalModelRegistry, duckdb_connect
+from sf_contract.constants import KEY_SEPARATOR
 from sf_contract.schema import ContractError, check_identifier
 
 __all__ = ["main"]
@@ -23,11 +25,23 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default=None, help="contract name (default: the default)")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="the DAG's dataset value: a contract name, or (this is a local tool) a contract "
+        "file's path (default: the default contract)",
+    )
+    parser.add_argument(
+        "--series", help="show one series' latest forecasts, keys joined by / or | (S01/I001)"
+    )
+    parser.add_argument("--csv", help="also write the latest run's forecasts to this CSV file")
+    parser.add_argument(
+        "--rejected", type=int, default=5, metavar="N", help="rejected rows to list (default 5)"
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     try:
-        contract_name = check_identifier(args.dataset or settings.default_dataset, "--dataset")
+        contract_name = _contract_name(args.dataset or settings.default_dataset)
     except ContractError as exc:
         print(exc)
         return 2
@@ -54,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         ).fetchone()
         by_model = con.execute(
             f"SELECT model_version, count(DISTINCT series_id) FROM {ds}.daily_sales_forecasts "
-            "WHERE run_id = ? GROUP BY 1 ORDER BY 2 DESC",
+            "WHERE run_id = ? GROUP BY 1 ORDER BY 2 DESC, 1",
             [run_id],
         ).fetchall()
         model_version = ", ".join(f"{v} ({n} series)" for v, n in by_model)
@@ -77,11 +91,39 @@ def main(argv: list[str] | None = None) -> int:
         print("  first rows (series, date, forecast, 80% interval):")
         for s, d, f, lo, hi in sample:
             print(f"    {s:<14} {d}  {f:>8}  [{lo}, {hi}]")
+        if args.series:
+            wanted = args.series.replace("/", KEY_SEPARATOR)
+            rows = con.execute(
+                f"SELECT date, model_version, round(forecast, 2), round(lower_80, 2), "
+                f"round(upper_80, 2) FROM {ds}.daily_sales_forecasts "
+                "WHERE run_id = ? AND series_id = ? ORDER BY date",
+                [run_id, wanted],
+            ).fetchall()
+            if not rows:
+                print(f"  no forecasts for series {wanted!r} in this run")
+            else:
+                print(f"  series {wanted} (date, model, forecast, 80% interval):")
+                for d, v, f, lo, hi in rows:
+                    print(f"    {d}  {v:<12} {f:>8}  [{lo}, {hi}]")
+        if args.csv:
+            out = Path(args.csv)
+            con.execute(
+                f"COPY (SELECT * FROM {ds}.daily_sales_forecasts WHERE run_id = ? "
+                "ORDER BY series_id, date) TO ? (HEADER, DELIMITER ',')",
+                [run_id, str(out)],
+            )
+            print(f"  wrote this run's forecasts to {out}")
         if "rejected_rows" in tables:
             (rejected,) = con.execute(
                 f"SELECT count(*) FROM {ds}.rejected_rows WHERE run_id = ?", [run_id]
             ).fetchone()
             print(f"  rejected_rows for this run: {rejected}")
+            for src, line, reason in con.execute(
+                f"SELECT source_file, source_row, reason FROM {ds}.rejected_rows "
+                "WHERE run_id = ? ORDER BY source_row LIMIT ?",
+                [run_id, max(0, args.rejected)],
+            ).fetchall():
+                print(f"    {src} line {line}: {reason}")
         feats = con.execute(
             f"SELECT count(*), count(DISTINCT series_id) FROM {ds}.daily_sales_features"
         ).fetchone()
@@ -116,6 +158,13 @@ def main(argv: list[str] | None = None) -> int:
             + (f"; STALE: {stale}" if stale else "")
         )
     return 0
+
+
+def _contract_name(dataset: str) -> str:
+    """The contract name a ``--dataset`` value means: a name as is, a file by its contract."""
+    if dataset.endswith((".yaml", ".yml", ".json")) or "/" in dataset:
+        return load_contract_file(dataset).name
+    return check_identifier(dataset, "--dataset")
 
 
 if __name__ == "__main__":

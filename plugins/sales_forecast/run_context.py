@@ -92,7 +92,8 @@ def render_params(
     """The run id, logical date and params of a task run, string params rendered once more.
 
     Why render again: a param like ``gs://bucket/drops/{{ ds }}/sales.csv`` is a template the
-    user typed into the trigger form; Airflow does not render params themselves.
+    user typed into the trigger form; Airflow does not render params themselves. A default that
+    reads a Variable holding such a template is rendered once more.
     """
     dag_run = context["dag_run"]
     # Airflow 3 runs triggered without a logical date still have run_after.
@@ -100,10 +101,17 @@ def render_params(
     template_context = dict(context)
     template_context.setdefault("ds", when.strftime("%Y-%m-%d"))
     template_context.setdefault("ds_nodash", when.strftime("%Y%m%d"))
-    params = {
-        k: render(v, template_context) if isinstance(v, str) and "{" in v else v
-        for k, v in dict(context["params"]).items()
-    }
+
+    def rendered(value: Any) -> Any:
+        # Twice at most: a default that reads a Variable (sf_gcp_input_uri) may itself hold a
+        # template (gs://b/drops/{{ ds }}/sales.csv); a third level is not a use case.
+        for _ in range(2):
+            if not (isinstance(value, str) and "{" in value):
+                break
+            value = render(value, template_context)
+        return value
+
+    params = {k: rendered(v) for k, v in dict(context["params"]).items()}
     return str(dag_run.run_id), when, params
 
 
@@ -237,6 +245,9 @@ def make_run_context(
         future_uri=future_uri,
         dataset=dataset,
         horizon=horizon,
-        enable_deploy=bool(params.get("enable_deploy", False)),
+        enable_deploy=bool(params.get("enable_deploy", False))
+        # A scheduled run has no conf to tick enable_deploy in: SF_SCHEDULED_ENABLE_DEPLOY
+        # lets the daily schedule deploy when the gate passes (off unless set).
+        or (run_id.startswith("scheduled__") and settings.scheduled_enable_deploy),
         run_dir=f"{runs_root.rstrip('/')}/{key}",
     )

@@ -5,8 +5,11 @@ GCP platform sends them to BigQuery as rendered; the local platform transpiles t
 with sqlglot, so both run the same statements.
 
 The tokens the SQL shares with the trainer and the server (boolean spellings, the date
-pattern, the series-id rule) come from :mod:`sf_contract.constants`, and a fill constant is
-the contract's own typed value, so the warehouse and the trainer cannot read them differently.
+pattern, the series-id rule) come from :mod:`sf_contract.constants`, a contract's
+``date_format`` becomes the regular expressions of :func:`sf_contract.scalars.compile_date_format`,
+and a fill constant is the contract's own typed value, so the warehouse and the trainer cannot
+read them differently. A column's CSV ``header`` is never rendered: the loaders map it to the
+column's name before any SQL runs.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from typing import Any
 from sf_contract.constants import (
     BOOL_FALSE,
     BOOL_TRUE,
+    DATE_FORMAT,
     DATE_PATTERN,
     FLOAT_PATTERN,
     INT_PATTERN,
     KEY_SEPARATOR,
     SINGLE_SERIES_ID,
 )
+from sf_contract.scalars import compile_date_format
 from sf_contract.schema import Column, Contract, ContractError, check_identifier
 
 __all__ = [
@@ -171,11 +176,14 @@ def render_sql(
     env.globals.update(
         BOOL_TRUE=BOOL_TRUE,
         BOOL_FALSE=BOOL_FALSE,
+        DATE_FORMAT=DATE_FORMAT,
         DATE_PATTERN=DATE_PATTERN,
         FLOAT_PATTERN=FLOAT_PATTERN,
         INT_PATTERN=INT_PATTERN,
         SINGLE_SERIES_ID=SINGLE_SERIES_ID,
         KEY_SEPARATOR=KEY_SEPARATOR,
+        # A contract's date_format as the regular expressions Python's parse_date uses too.
+        compile_date_format=compile_date_format,
     )
     keys = list(contract.series_keys)
     return env.get_template(f"{name}.sql").render(

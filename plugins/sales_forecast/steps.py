@@ -59,6 +59,9 @@ __all__ = [
     "preview_job",
     "register",
     "registration",
+    "relabel_forecasts",
+    "log_run_summary",
+    "run_summary",
     "run_trainer_job",
     "staging_summary",
     "train",
@@ -568,19 +571,74 @@ def register(ctx: RunContext, platform: Platform, settings: Settings) -> dict[st
         reg.model_dir, run_id=reg.run_id, metrics=reg.metrics, extra=extra
     )
     log.info("registered %s version %s at %s", version.name, version.version, version.uri)
+    relabel_forecasts(ctx, platform, version.version)
     return {"model": version.name, "version": version.version, "uri": version.uri}
+
+
+def relabel_forecasts(ctx: RunContext, platform: Platform, version: str) -> None:
+    """This run's forecast rows made by its model now name the registered version."""
+    platform.warehouse.run_script(
+        "relabel_forecasts",
+        load_run_contract(ctx),
+        version=str(version),
+        run_id=ctx.run_id,
+        candidate=f"candidate:{ctx.run_key}",
+    )
 
 
 def deploy(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
     versions = [v for v in platform.registry.list_versions() if v.run_id == ctx.run_id]
     reason = decisions.deploy_skip_reason(ctx.enable_deploy, bool(versions))
     if reason:
+        log_run_summary(ctx, platform, f"nothing deployed: {reason}")
         raise SkipStep(reason)
     if platform.deployer is None:
         raise RuntimeError("this platform deploys models with an operator")
     result = platform.deployer.deploy(versions[-1])
     log.info("deployed: %s", result)
+    log_run_summary(ctx, platform, f"deployed v{result.get('version')}")
     return result
+
+
+def run_summary(ctx: RunContext, platform: Platform, deployed: str) -> str:
+    """The run in one paragraph, in words, for the last task's log (what a user looks for)."""
+    parts = [f"run {ctx.run_id} ({ctx.dataset}, cut-off {ctx.cutoff_date})"]
+    try:
+        meta = read_json(platform, ctx.forecast_meta_uri)
+        models = ", ".join(f"{v}: {n}" for v, n in (meta.get("models") or {}).items())
+        parts.append(
+            f"{meta.get('n_rows')} forecast rows for {meta.get('n_series')} series, "
+            f"{meta.get('first_date')}..{meta.get('last_date')} (models: {models}); data ends "
+            f"{meta.get('origin_date')}"
+            + (
+                f", {meta.get('data_days_before_cutoff')} days before the cut-off"
+                if meta.get("data_days_before_cutoff")
+                else ""
+            )
+        )
+    except (FileNotFoundError, FileFormatError):
+        parts.append("no forecasts were written")
+    wh = platform.warehouse
+    if wh.table_exists("rejected_rows"):
+        (rej,) = wh.query(
+            f"SELECT COUNT(*) AS n FROM {wh.tables.rejected_rows} WHERE run_id = @run_id",
+            run_id=ctx.run_id,
+        )
+        parts.append(f"{rej['n']} rows quarantined")
+    try:
+        parts.append(decisions.gate_log(read_gate(platform, ctx)))
+    except (FileNotFoundError, FileFormatError):
+        parts.append("no gate decision")
+    parts.append(deployed)
+    return "run summary: " + "; ".join(parts)
+
+
+def log_run_summary(ctx: RunContext, platform: Platform, deployed: str) -> None:
+    """Log :func:`run_summary`; never fail the task for it (it only reads what others wrote)."""
+    try:
+        log.info("%s", run_summary(ctx, platform, deployed))
+    except Exception as exc:
+        log.warning("run summary unavailable: %s", exc)
 
 
 STEPS: dict[str, Step] = {

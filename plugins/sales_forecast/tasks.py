@@ -6,6 +6,7 @@ change. Nothing here imports pandas, DuckDB, LightGBM or a cloud client at parse
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sales_forecast.config import Settings, get_settings
@@ -13,7 +14,17 @@ from sales_forecast.config import Settings, get_settings
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
 
-__all__ = ["DailyTasks", "daily_tasks", "dag_params", "local_daily_tasks", "run_step"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ASSETS",
+    "DailyTasks",
+    "daily_tasks",
+    "dag_params",
+    "local_daily_tasks",
+    "outlets",
+    "run_step",
+]
 
 
 class DailyTasks(NamedTuple):
@@ -43,7 +54,8 @@ def dag_params(settings: Settings | None = None) -> dict[str, Any]:
             type="boolean",
             title="Deploy if the gate passes",
             description="Register the new model and deploy it to the endpoint, but only when it "
-            "beats the seasonal-naive baseline and the production model on the backtest.",
+            "passes the quality gate (beats seasonal naive, and the production model unless it "
+            "is the same recipe on newer data). Scheduled runs use SF_SCHEDULED_ENABLE_DEPLOY.",
         ),
         "input_uri": Param(
             settings.input_uri_default,
@@ -54,7 +66,7 @@ def dag_params(settings: Settings | None = None) -> dict[str, Any]:
             "with the run, e.g. gs://bucket/drops/{{ ds }}/sales.csv for a daily drop.",
         ),
         "future_uri": Param(
-            "",
+            settings.default_future_uri,
             type=["null", "string"],
             title="Future covariates CSV (optional)",
             description="Known-in-advance values (prices, promotions, holidays) for the forecast "
@@ -98,6 +110,7 @@ def run_step(step: str, **context: Any) -> Any:
     from sales_forecast.errors import ConfigError, DataError, SkipStep
     from sales_forecast.platforms import open_run
     from sales_forecast.steps import STEPS
+    from sf_contract.schema import ContractError
 
     try:
         settings = get_settings()
@@ -108,18 +121,37 @@ def run_step(step: str, **context: Any) -> Any:
     try:
         ctx, platform = open_run(settings, context, task.render_template)
         return STEPS[step](ctx, platform, settings)
-    except (DataError, ConfigError) as exc:
+    except (DataError, ConfigError, ContractError) as exc:
         # A bad input or setting does not get better by retrying.
         raise AirflowFailException(str(exc)) from None
     except SkipStep as exc:
+        # Where the log opens, not only in the skip exception's collapsed traceback.
+        log.warning("%s skipped: %s", step, exc)
         raise AirflowSkipException(str(exc)) from None
+
+
+# What a step produces, as Airflow Assets: the UI lists each run's forecasts and registered
+# models under them, and other DAGs can be scheduled on them.
+ASSETS: dict[str, str] = {
+    "forecast": "sales_forecast/daily_sales_forecasts",
+    "register": "sales_forecast/registered_model",
+}
+
+
+def outlets(step: str) -> list[Any]:
+    """The Assets a step's task updates (none for most steps)."""
+    from airflow.sdk import Asset
+
+    return [Asset(name=ASSETS[step])] if step in ASSETS else []
 
 
 def step_operator(step: str) -> BaseOperator:
     """A task that runs ``steps.<step>`` as plain Python on the configured platform."""
     from airflow.providers.standard.operators.python import PythonOperator
 
-    return PythonOperator(task_id=step, python_callable=run_step, op_kwargs={"step": step})
+    return PythonOperator(
+        task_id=step, python_callable=run_step, op_kwargs={"step": step}, outlets=outlets(step)
+    )
 
 
 def local_daily_tasks(settings: Settings) -> DailyTasks:

@@ -130,6 +130,12 @@ class FakeGCS:
     def __init__(self, buckets: tuple[str, ...] = ("acme-sf",)) -> None:
         self.objects: dict[tuple[str, str], bytes] = {}
         self.buckets = set(buckets)
+        # How each object was read or copied: (api, "bucket/name"), e.g. ("download", ...) for
+        # a whole object read into memory, ("stream", ...) for a chunked read.
+        self.calls: list[tuple[str, str]] = []
+        # JSON API methods answered 403 Forbidden, e.g. {"storage.buckets.get"}: an identity
+        # with roles/storage.objectAdmin on the bucket lacks storage.buckets.get.
+        self.denied: set[str] = set()
 
     @staticmethod
     def _split(uri: str) -> tuple[str, str]:
@@ -150,6 +156,7 @@ class FakeGCS:
         if (bucket_name, object_name) not in self.objects:
             raise NotFound(f"{bucket_name}/{object_name}")
         data = self.objects[(bucket_name, object_name)]
+        self.calls.append(("download" if filename is None else "download_file", object_name))
         if filename is None:
             return data
         Path(filename).write_bytes(data)
@@ -173,7 +180,93 @@ class FakeGCS:
     def list(self, bucket_name: str, prefix: str = "") -> list[str]:
         return sorted(n for b, n in self.objects if b == bucket_name and n.startswith(prefix))
 
+    def rewrite(
+        self,
+        source_bucket: str,
+        source_object: str,
+        destination_bucket: str,
+        destination_object: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """A server-side copy: no bytes pass through the caller."""
+        from google.api_core.exceptions import NotFound
+
+        if (source_bucket, source_object) not in self.objects:
+            raise NotFound(f"{source_bucket}/{source_object}")
+        self.calls.append(("rewrite", source_object))
+        dest = (destination_bucket, destination_object or source_object)
+        self.objects[dest] = self.objects[(source_bucket, source_object)]
+
     def get_conn(self) -> Any:
-        """Only ``client.bucket(name).exists()``, which the load task checks first."""
-        buckets = self.buckets
-        return SimpleNamespace(bucket=lambda name: SimpleNamespace(exists=lambda: name in buckets))
+        """The ``storage.Client`` calls made outside the hook: buckets, blobs, listings."""
+        return _FakeClient(self)
+
+    def _deny(self, method: str) -> None:
+        from google.api_core.exceptions import Forbidden
+
+        if method in self.denied:
+            raise Forbidden(f"caller does not have {method} access")
+
+
+class _FakeClient:
+    def __init__(self, gcs: FakeGCS) -> None:
+        self.gcs = gcs
+
+    def bucket(self, name: str, user_project: str | None = None) -> Any:
+        gcs = self.gcs
+
+        def exists(**kwargs: Any) -> bool:
+            gcs._deny("storage.buckets.get")
+            return name in gcs.buckets
+
+        return SimpleNamespace(
+            name=name, exists=exists, blob=lambda blob_name, **kw: _FakeBlob(gcs, name, blob_name)
+        )
+
+    def list_blobs(
+        self, bucket_or_name: Any, max_results: int | None = None, prefix: str = "", **kwargs: Any
+    ) -> Any:
+        from google.api_core.exceptions import NotFound
+
+        name = getattr(bucket_or_name, "name", bucket_or_name)
+        self.gcs._deny("storage.objects.list")
+        if name not in self.gcs.buckets:
+            raise NotFound(f"b/{name}: The specified bucket does not exist.")
+        names = self.gcs.list(name, prefix=prefix or "")[:max_results]
+        return iter([SimpleNamespace(name=n) for n in names])
+
+
+class _FakeBlob:
+    # Small, so a streamed read of a test file really arrives in several pieces.
+    CHUNK = 4
+
+    def __init__(self, gcs: FakeGCS, bucket: str, name: str) -> None:
+        self.gcs, self.bucket_name, self.name = gcs, bucket, name
+
+    def _data(self) -> bytes:
+        from google.api_core.exceptions import NotFound
+
+        self.gcs._deny("storage.objects.get")
+        if (self.bucket_name, self.name) not in self.gcs.objects:
+            raise NotFound(f"{self.bucket_name}/{self.name}")
+        return self.gcs.objects[(self.bucket_name, self.name)]
+
+    def download_as_bytes(
+        self, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
+        from google.api_core.exceptions import RequestRangeNotSatisfiable
+
+        data = self._data()
+        if start is None and end is None:
+            self.gcs.calls.append(("download", self.name))
+            return data
+        self.gcs.calls.append((f"range:{start}-{end}", self.name))
+        if not data:  # GCS answers 416 to any range of an empty object
+            raise RequestRangeNotSatisfiable(f"{self.bucket_name}/{self.name}")
+        return data[start or 0 : None if end is None else end + 1]
+
+    def download_to_file(self, file_obj: Any, **kwargs: Any) -> None:
+        data = self._data()
+        self.gcs.calls.append(("stream", self.name))
+        for i in range(0, len(data), self.CHUNK):
+            file_obj.write(data[i : i + self.CHUNK])

@@ -107,6 +107,12 @@ def test_every_platform_builds_the_same_named_tasks(platform, monkeypatch):
         config.get_settings.cache_clear()
     assert isinstance(tasks, DailyTasks)
     assert [t.task_id for t in tasks] == list(DailyTasks._fields)
+    # The forecasts and the registered model show in the UI as Assets, on both platforms.
+    produced = {t.task_id: [a.name for a in t.outlets] for t in tasks if t.outlets}
+    assert produced == {
+        "forecast": ["sales_forecast/daily_sales_forecasts"],
+        "register": ["sales_forecast/registered_model"],
+    }
 
 
 def test_the_dag_file_shows_every_task_and_edge():

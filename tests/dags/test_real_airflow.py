@@ -3,6 +3,10 @@
 Every task runs in its own process (LocalExecutor), as under Cloud Composer, so this catches what
 `airflow dags test` cannot: DuckDB file locking between task processes, the trigger form's conf
 reaching the tasks through the REST API, and a manual run without a logical date.
+
+It runs on a free port, not 8080, set only through `SF_AIRFLOW_PORT`: the API port, the UI's base
+URL and the task runners' execution-API URL come from scripts/airflow_env.sh, as in the venv and
+`make airflow`. With the port moved alone, every task would be "up for retry" with an empty log.
 """
 
 import json
@@ -31,6 +35,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Where the port and its two URLs come from; never inherited from the shell running the tests.
+PORT_KEYS = (
+    "AIRFLOW__API__PORT",
+    "AIRFLOW__API__BASE_URL",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    "_SF_DERIVED_API_PORT",
+    "_SF_DERIVED_BASE_URL",
+    "_SF_DERIVED_EXECUTION_URL",
+    "SF_AIRFLOW_PORT",
+)
+
+
+def _with_airflow_port(env: dict[str, str], port: int) -> dict[str, str]:
+    """`env` plus what scripts/airflow_env.sh derives from SF_AIRFLOW_PORT=port."""
+    clean = {k: v for k, v in env.items() if k not in PORT_KEYS} | {"SF_AIRFLOW_PORT": str(port)}
+    out = subprocess.run(
+        ["bash", "-c", f'. "{REPO}/scripts/airflow_env.sh" && sf_airflow_env && env -0'],
+        env=clean,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+
+
 def _call(base, path, token=None, method="GET", body=None):
     req = urllib.request.Request(
         base + path,
@@ -55,6 +83,7 @@ def airflow(tmp_path_factory):
     home.mkdir()
     (home / "simple_auth_manager_passwords.json.generated").write_text('{"admin": "pw"}')
     port = _free_port()
+    assert port != 8080
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -64,8 +93,6 @@ def airflow(tmp_path_factory):
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "2",
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__API_AUTH__JWT_SECRET": "test-jwt-secret-" + "x" * 48,
         "AIRFLOW__API__SECRET_KEY": "test-secret-key",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
@@ -78,6 +105,9 @@ def airflow(tmp_path_factory):
         # Unpausing creates a scheduled run for the latest day too: keep it as small as ours.
         "SF_DEFAULT_INPUT_URI": str(sales),
     }
+    env = _with_airflow_port(env, port)
+    assert env["AIRFLOW__API__PORT"] == str(port)
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://localhost:{port}/execution/"
     subprocess.run([BIN / "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     procs = []
 
@@ -94,11 +124,14 @@ def airflow(tmp_path_factory):
         )
 
     base = f"http://127.0.0.1:{port}"
-    start("api-server", "--host", "127.0.0.1", "--port", str(port))
+    # No --port: the api-server takes AIRFLOW__API__PORT, as under `make airflow`.
+    start("api-server", "--host", "127.0.0.1")
     deadline = time.monotonic() + 120
     while True:
         try:
             _call(base, "/api/v2/monitor/health")
+            # The address the task runners will call answers too.
+            _call(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"], "health")
             break
         except OSError:
             if time.monotonic() > deadline:
@@ -154,9 +187,16 @@ def test_triggered_run_with_deploy_succeeds_under_a_real_scheduler(airflow):
     run_path = "/api/v2/dags/sales_forecast/dagRuns/" + urllib.parse.quote(run["dag_run_id"])
     deadline = time.monotonic() + 900
     state = run["state"]
+    states: dict[str, str] = {}
     while state not in ("success", "failed") and time.monotonic() < deadline:
         time.sleep(3)
         state = _call(af["base"], run_path, af["token"])["state"]
+        tis = _call(af["base"], run_path + "/taskInstances", af["token"])["task_instances"]
+        states = {t["task_id"]: t["state"] for t in tis}
+        # A task runner that cannot reach the execution API leaves its task up for retry (the
+        # wrong-port failure); no task of a healthy run retries, so stop here, not minutes later.
+        if "up_for_retry" in states.values():
+            break
     tis = _call(af["base"], run_path + "/taskInstances", af["token"])["task_instances"]
     states = {t["task_id"]: t["state"] for t in tis}
     assert state == "success", (states, (af["root"] / "scheduler.log").read_text()[-3000:])

@@ -3,7 +3,9 @@
 They run from ``.venv-emulators`` (``scripts/setup_emulators.sh`` creates it); without it the
 emulator tests fail, on purpose, with that instruction: a silently skipped integration test is
 a test nobody runs. Each emulator gets a free port on 127.0.0.1 and is stopped (by its own
-process id) at the end of the session.
+process id) at the end of the session. The BigQuery emulator executes the SQL on DuckDB
+(through sqlglot): it checks the client calls and the logic, not that the SQL is valid
+BigQuery (see test_dag_on_emulators).
 """
 
 from __future__ import annotations

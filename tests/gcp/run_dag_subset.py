@@ -6,7 +6,8 @@ into the pytest process, and the DAG is parsed once for all the runs (parsing wi
 SDK takes seconds). Each run gets its own Airflow Variables (as ``AIRFLOW_VAR_*`` environment
 variables, which Airflow reads on every access; a Variables file backend would be loaded once
 per process): the GCP settings are read when the tasks run, so runs in one process can use
-different datasets.
+different datasets. (The emulators behind it run BigQuery SQL on DuckDB: see
+test_dag_on_emulators for what that does and does not prove.)
 
     python tests/gcp/run_dag_subset.py RUNS_JSON
 

@@ -5,6 +5,16 @@ GCSToBigQueryOperator), ``validate`` and ``build_features`` (the shared steps in
 every statement of validate.sql, quarantine.sql, merge_history.sql and features.sql through
 BigQueryWarehouse, then the same checks as locally) run for real; the assertions read the
 resulting tables.
+
+What this proves: the GCS and BigQuery client calls the tasks make (buckets, objects, load jobs,
+one query job per statement with its named parameters, table lookups), the requests' shapes as
+the emulators parse them, and the steps' logic end to end through Airflow. What it does not: that
+the SQL is valid on real BigQuery. The BigQuery emulator (bqemulator) runs every statement on
+DuckDB through sqlglot, the same route as the local platform, so it accepts DuckDB-only SQL and
+knows nothing of BigQuery's own rules (MERGE cardinality, partition limits, DML quotas,
+locations); IAM and quotas are not emulated either. The BigQuery dialect is checked statically
+by tests/plugins/sales_forecast/test_sql_bigquery.py, and for real, at zero cost, by
+scripts/gcp_smoke.sh on a project (docs/gcp.md, "Smoke test on your project").
 """
 
 from __future__ import annotations

@@ -1,20 +1,31 @@
-"""The deployment files that cannot run here (no Docker, no gcloud), checked by reading them.
+"""The deployment files that cannot run here (no Docker, no gcloud), checked by reading them
+and by running the scripts against stand-ins for gcloud and docker.
 
 docker-compose.airflow.yml is parsed as YAML and its services, mounts and image tags checked;
-the Composer deploy script runs in --dry-run mode and its gcloud commands are checked; the
-image Dockerfiles are read for what they copy and how they install. Every deployable must carry
-sf_contract, the package the Airflow side, the trainer and the server share.
+the Composer deploy script runs in --dry-run mode (its gcloud commands are checked) and for real
+against a fake gcloud that can fail any step (it must stop on every failure but "no change",
+check the triggerer and set the input URI); requirements-composer.txt is checked against what
+the Airflow side imports; the image Dockerfiles are read for what they copy and how they
+install, .dockerignore is matched against their COPY sources, and the build script runs
+against a fake docker (linux/amd64 images only). Every deployable must carry sf_contract, the
+package the Airflow side, the trainer and the server share.
+
+What this cannot show: that gcloud, Composer and Docker accept these commands, nor IAM; the
+first deploy does, and scripts/gcp_smoke.sh checks the result on a project.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.airflow.yml"
@@ -164,68 +175,122 @@ def test_trainer_pins_match_the_constraints():
         assert constraints.get(name) == version, name
 
 
-def test_deploy_script_syncs_code_and_installs_requirements(tmp_path):
+DEPLOY = REPO / "scripts" / "deploy_composer.sh"
+WHERE = "--location europe-west4 --project acme"
+INPUT_URI = "gs://acme-drops/{{ ds }}/sales.csv"
+NO_CHANGE = (
+    "ERROR: (gcloud.composer.environments.update) INVALID_ARGUMENT: No change in configuration. "
+    "Must specify a change to configuration.software_configuration.{}"
+)
+
+# A stand-in for gcloud: logs every call (arguments tab-separated, one call a line), lists the
+# files of each --source folder, answers `describe` with $FAKE_TRIGGERERS, and fails the calls
+# whose arguments contain $FAKE_FAIL_<n>_ON with message $FAKE_FAIL_<n>_MSG.
+FAKE_GCLOUD = r"""#!/usr/bin/env bash
+printf '%s\t' "$@" >> "$FAKE_LOG"; echo >> "$FAKE_LOG"
+prev=""
+for a in "$@"; do
+  if [ "$prev" = --source ] && [ -d "$a" ]; then
+    (cd "$a" && find . -type f | sed "s|^|$(basename "$a"):|") >> "$FAKE_LISTING"
+  fi
+  prev="$a"
+done
+case " $* " in *" describe "*) echo "${FAKE_TRIGGERERS-1}"; exit 0 ;; esac
+for n in 1 2 3; do
+  on="FAKE_FAIL_${n}_ON" msg="FAKE_FAIL_${n}_MSG"
+  if [ -n "${!on:-}" ] && [[ " $* " == *"${!on}"* ]]; then
+    echo "Waiting for the operation to finish..." >&2
+    echo "${!msg}" >&2
+    exit 1
+  fi
+done
+"""
+
+
+def deploy(*args: str, tmp_path: Path, **fake: str) -> tuple[subprocess.CompletedProcess, list]:
+    """Runs the deploy script for real against the fake gcloud; returns its calls."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "gcloud").write_text(FAKE_GCLOUD)
+    (bin_dir / "gcloud").chmod(0o755)
+    log = tmp_path / "gcloud.log"
+    log.write_text("")
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "FAKE_LOG": str(log),
+        "FAKE_LISTING": str(tmp_path / "listing.txt"),
+        **fake,
+    }
+    proc = subprocess.run(
+        ["bash", str(DEPLOY), "--environment", "env-1", "--location", "europe-west4",
+         "--project", "acme", *args],
+        capture_output=True, text=True, cwd=str(REPO), env=env,
+    )  # fmt: skip
+    calls = [line.split("\t")[:-1] for line in log.read_text().splitlines()]
+    return proc, calls
+
+
+def storage_calls(calls: list) -> list:
+    return [c for c in calls if c[:3] == ["composer", "environments", "storage"]]
+
+
+def test_deploy_script_dry_run_prints_every_command(tmp_path):
     variables = tmp_path / "vars.json"
     variables.write_text('{"sf_gcp_project": "p"}')
     proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "deploy_composer.sh"), "--environment", "env-1",
-         "--location", "europe-west4", "--project", "acme", "--variables", str(variables),
+        ["bash", str(DEPLOY), "--environment", "env-1", "--location", "europe-west4",
+         "--project", "acme", "--variables", str(variables), "--input-uri", INPUT_URI,
          "--dry-run"],
         capture_output=True, text=True, check=True, cwd=str(REPO),
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},  # no gcloud: nothing runs
     )  # fmt: skip
     out = proc.stdout
-    pypi = [line.removeprefix("# pypi: ") for line in out.splitlines() if line.startswith("#")]
-    assert f"apache-airflow-providers-google=={pinned('apache-airflow-providers-google')}" in pypi
-    assert not any(p.startswith("apache-airflow==") for p in pypi)  # Composer provides Airflow
+    pypi = [line.removeprefix("# pypi: ") for line in out.splitlines() if line.startswith("# pypi")]
+    assert pypi == composer_requirements()
     commands = [line for line in out.splitlines() if line.startswith("gcloud ")]
-    where = "--location europe-west4 --project acme"
-    assert commands[0].startswith(
-        f"gcloud composer environments update env-1 {where} --update-pypi-packages-from-file "
+    assert commands[0] == (
+        f"gcloud composer environments describe env-1 {WHERE} "
+        r"--format value\(config.workloadsConfig.triggerer.count\)"
     )
-    assert commands[1] == (
-        f"gcloud composer environments update env-1 {where} --update-env-variables SF_PLATFORM=gcp"
+    assert commands[1] == f"gcloud composer environments update env-1 {WHERE} --triggerer-count 1"
+    assert commands[2].startswith(
+        f"gcloud composer environments update env-1 {WHERE} --update-pypi-packages-from-file "
     )
     assert commands[3] == (
-        f"gcloud composer environments run env-1 {where} variables import -- "
+        f"gcloud composer environments update env-1 {WHERE} --update-env-variables SF_PLATFORM=gcp"
+    )
+    assert commands[4].startswith("gcloud composer environments storage data import ")
+    assert commands[5] == (
+        f"gcloud composer environments run env-1 {WHERE} variables import -- "
         "/home/airflow/gcs/data/sf_variables.json"
     )
-    # sf_contract first: sales_forecast imports it, and Composer puts plugins/ on sys.path.
-    for command, package in zip(commands[4:6], ["sf_contract", "sales_forecast"], strict=True):
+    assert commands[6] == (
+        f"gcloud composer environments run env-1 {WHERE} variables set -- sf_gcp_input_uri "
+        r"gs://acme-drops/\{\{\ ds\ \}\}/sales.csv"
+    )
+    # The ignore file before any package; sf_contract before sales_forecast, which imports it.
+    assert commands[7] == (
+        f"gcloud composer environments storage plugins import --environment env-1 {WHERE} "
+        "--source plugins/.airflowignore"
+    )
+    for command, package in zip(commands[8:10], ["sf_contract", "sales_forecast"], strict=True):
         assert re.fullmatch(
-            rf"gcloud composer environments storage plugins import --environment env-1 {where} "
+            rf"gcloud composer environments storage plugins import --environment env-1 {WHERE} "
             rf"--source \S+/{package}",
             command,
         )
-    assert commands[6:] == [
-        f"gcloud composer environments storage dags import --environment env-1 {where} "
+    assert commands[10:] == [
+        f"gcloud composer environments storage dags import --environment env-1 {WHERE} "
         f"--source dags/{dag.name}"
         for dag in sorted((REPO / "dags").glob("*.py"))
     ]
 
 
-def test_deploy_script_stages_the_packages_without_caches(tmp_path):
-    # Run the staging part for real with a fake gcloud that lists what it was given.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    listing = tmp_path / "listing.txt"
-    fake = bin_dir / "gcloud"
-    fake.write_text(
-        "#!/usr/bin/env bash\n"
-        'prev=""; for a in "$@"; do\n'
-        '  if [ "$prev" = --source ] && [ -d "$a" ]; then\n'
-        f'    (cd "$a" && find . -type f | sed "s|^|$(basename "$a"):|") >> {listing}\n'
-        "  fi\n"
-        '  prev="$a"\n'
-        "done\n"
-    )
-    fake.chmod(0o755)
-    subprocess.run(
-        ["bash", str(REPO / "scripts" / "deploy_composer.sh"), "--environment", "env-1",
-         "--location", "europe-west4", "--skip-requirements"],
-        capture_output=True, text=True, check=True, cwd=str(REPO),
-        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)},
-    )  # fmt: skip
-    staged = listing.read_text().splitlines()
+def test_deploy_script_stages_the_packages_and_the_ignore_file_without_caches(tmp_path):
+    proc, calls = deploy("--input-uri", INPUT_URI, "--skip-requirements", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    staged = (tmp_path / "listing.txt").read_text().splitlines()
     expected = {
         f"sf_contract:./{p.relative_to(REPO / 'sf_contract')}"
         for p in (REPO / "sf_contract").rglob("*.py")
@@ -233,6 +298,178 @@ def test_deploy_script_stages_the_packages_without_caches(tmp_path):
     assert expected <= set(staged)
     assert "sales_forecast:./contract.py" in staged
     assert not [line for line in staged if "__pycache__" in line or line.endswith(".pyc")]
+    sources = [c[c.index("--source") + 1] for c in storage_calls(calls) if "plugins" in c]
+    assert sources[0] == "plugins/.airflowignore"
+    assert [Path(s).name for s in sources[1:]] == ["sf_contract", "sales_forecast"]
+
+
+def test_deploy_script_requires_an_input_uri(tmp_path):
+    # Without one, the daily schedule would fail at its first task on every run.
+    proc, calls = deploy(tmp_path=tmp_path)
+    assert proc.returncode == 2
+    assert "--input-uri" in proc.stderr and "sf_gcp_input_uri" in proc.stderr
+    assert calls == []  # refused before touching the environment
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"sf_gcp_project": "p", "sf_gcp_input_uri": ""}')
+    proc, calls = deploy("--variables", str(empty), tmp_path=tmp_path)
+    assert proc.returncode == 2 and calls == []
+    proc, calls = deploy("--input-uri", "/home/airflow/gcs/data/x.csv", tmp_path=tmp_path)
+    assert proc.returncode == 2 and "gs://" in proc.stderr and calls == []
+
+
+def test_deploy_script_sets_the_input_uri_variable_after_the_file(tmp_path):
+    variables = tmp_path / "vars.json"
+    variables.write_text('{"sf_gcp_project": "p",\n "sf_gcp_input_uri": "gs://old/x.csv"}')
+    proc, calls = deploy("--variables", str(variables), tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr  # the file's own value is enough
+    assert not [c for c in calls if "set" in c]
+    proc, calls = deploy("--variables", str(variables), "--input-uri", INPUT_URI, tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    runs = [c for c in calls if c[:3] == ["composer", "environments", "run"]]
+    assert runs[0][-3:] == ["import", "--", "/home/airflow/gcs/data/sf_variables.json"]
+    # One argument, spaces and braces intact: the flag wins over the file.
+    assert runs[1][-4:] == ["set", "--", "sf_gcp_input_uri", INPUT_URI]
+
+
+def test_deploy_script_stops_when_the_pypi_update_fails(tmp_path):
+    proc, calls = deploy(
+        "--input-uri", INPUT_URI, tmp_path=tmp_path,
+        FAKE_FAIL_1_ON="--update-pypi-packages-from-file",
+        FAKE_FAIL_1_MSG="ERROR: (gcloud.composer.environments.update) Failed to install pypi "
+        "packages: pip install exited with 1",
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "Failed to install pypi packages" in proc.stderr  # gcloud's message is shown
+    assert "nothing more was deployed" in proc.stderr
+    assert calls[-1][:3] == ["composer", "environments", "update"]
+    assert not [c for c in calls if "SF_PLATFORM=gcp" in c]
+    assert storage_calls(calls) == []  # no code without its packages
+
+
+def test_deploy_script_stops_on_any_other_update_failure(tmp_path):
+    proc, calls = deploy(
+        "--input-uri", INPUT_URI, "--skip-requirements", tmp_path=tmp_path,
+        FAKE_FAIL_1_ON="--update-env-variables",
+        FAKE_FAIL_1_MSG="ERROR: (gcloud.composer.environments.update) FAILED_PRECONDITION: "
+        "Cannot update environment in state UPDATING.",
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert storage_calls(calls) == []
+
+
+def test_deploy_script_goes_on_when_nothing_changed(tmp_path):
+    proc, calls = deploy(
+        "--input-uri", INPUT_URI, tmp_path=tmp_path,
+        FAKE_FAIL_1_ON="--update-pypi-packages-from-file",
+        FAKE_FAIL_1_MSG=NO_CHANGE.format("pypi_dependencies"),
+        FAKE_FAIL_2_ON="--update-env-variables",
+        FAKE_FAIL_2_MSG=NO_CHANGE.format("env_variables"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert [Path(c[-1]).name for c in storage_calls(calls)][:3] == [
+        ".airflowignore", "sf_contract", "sales_forecast"
+    ]  # fmt: skip
+
+
+def test_deploy_script_adds_a_triggerer_only_when_there_is_none(tmp_path):
+    def triggerer_updates(calls):
+        return [c for c in calls if "--triggerer-count" in c]
+
+    for reported in ("", "0"):
+        proc, calls = deploy(
+            "--input-uri", INPUT_URI, "--skip-requirements", tmp_path=tmp_path,
+            FAKE_TRIGGERERS=reported,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert calls[0][:4] == ["composer", "environments", "describe", "env-1"]
+        (update,) = triggerer_updates(calls)
+        assert update[update.index("--triggerer-count") + 1] == "1"
+    # Highly resilient environments need 0 or at least 2.
+    proc, calls = deploy(
+        "--input-uri", INPUT_URI, "--skip-requirements", "--triggerer-count", "2",
+        tmp_path=tmp_path, FAKE_TRIGGERERS="0",
+    )  # fmt: skip
+    (update,) = triggerer_updates(calls)
+    assert update[update.index("--triggerer-count") + 1] == "2"
+    proc, calls = deploy(
+        "--input-uri", INPUT_URI, "--skip-requirements", tmp_path=tmp_path, FAKE_TRIGGERERS="2"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert triggerer_updates(calls) == []
+    # A triggerer that cannot be added stops the deploy: deferred tasks would hang.
+    proc, calls = deploy(
+        "--input-uri", INPUT_URI, "--skip-requirements", tmp_path=tmp_path,
+        FAKE_TRIGGERERS="0", FAKE_FAIL_1_ON="--triggerer-count",
+        FAKE_FAIL_1_MSG="ERROR: (gcloud.composer.environments.update) INVALID_ARGUMENT: "
+        "highly resilient environments need 0 or at least 2 triggerers",
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert storage_calls(calls) == []
+
+
+def composer_requirements() -> list[str]:
+    lines = (REPO / "requirements-composer.txt").read_text().splitlines()
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+def test_composer_requirements_are_lower_bounds_of_what_the_image_lacks():
+    local = {Requirement(line).name.lower(): Requirement(line) for line in
+             composer_requirements_of(REPO / "requirements.txt")}  # fmt: skip
+    names = set()
+    for line in composer_requirements():
+        req = Requirement(line)
+        name = req.name.lower()
+        names.add(name)
+        assert not [s for s in req.specifier if s.operator in {"==", "===", "~="}], line
+        assert [s for s in req.specifier if s.operator == ">="], f"{line}: no lower bound"
+        # The tests run inside the range Composer gets.
+        (local_pin,) = local[name].specifier
+        assert req.specifier.contains(local_pin.version), line
+    # Composer refuses apache-airflow itself; the rest it preinstalls or the gcp path never uses.
+    assert not names & {"apache-airflow", "duckdb", "fsspec", "gcsfs", "pyyaml"}
+
+
+def composer_requirements_of(path: Path) -> list[str]:
+    out = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            out.append(line)
+    return out
+
+
+def test_every_import_of_the_airflow_side_reaches_composer():
+    # Each third-party distribution the Airflow side imports on Composer is either installed by
+    # requirements-composer.txt or required by Airflow or the Google provider, which every
+    # Composer image carries. platforms/local.py is the local platform (DuckDB, fsspec).
+    sources = [
+        p for p in [*(REPO / "plugins").rglob("*.py"), *(REPO / "dags").glob("*.py")]
+        if p.name != "local.py" and "__pycache__" not in p.parts
+    ]  # fmt: skip
+    modules = set()
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    modules -= set(sys.stdlib_module_names) | {"sales_forecast", "sf_contract"}
+    by_module = metadata.packages_distributions()
+    listed = {Requirement(line).name.lower() for line in composer_requirements()}
+    preinstalled = {"apache-airflow", "apache-airflow-core", "apache-airflow-task-sdk"}
+    for dist in ("apache-airflow-core", "apache-airflow-task-sdk",
+                 "apache-airflow-providers-google"):  # fmt: skip
+        for spec in metadata.requires(dist) or []:
+            req = Requirement(spec)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                preinstalled.add(req.name.lower().replace("_", "-"))
+    for module in sorted(modules):
+        dists = {d.lower().replace("_", "-") for d in by_module.get(module, [])}
+        assert dists, f"{module}: no installed distribution provides it"
+        assert dists & (listed | preinstalled), (
+            f"{module} ({', '.join(sorted(dists))}) is neither in requirements-composer.txt "
+            "nor preinstalled with Airflow"
+        )
 
 
 def test_build_script_refuses_to_build_without_sf_contract(tmp_path):
@@ -250,6 +487,132 @@ def test_build_script_refuses_to_build_without_sf_contract(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 1
     assert "missing sf_contract/" in proc.stderr
+
+
+DOCKERFILES = [TRAINER_DOCKERFILE, SERVING_DOCKERFILE, DOCKERFILE]
+
+
+def _dockerignore_rules() -> list[tuple[bool, re.Pattern]]:
+    """.dockerignore as Docker reads it: Go filepath.Match globs plus `**`, `!` re-includes,
+    the last matching rule wins, and a rule matching a folder covers everything in it."""
+    rules = []
+    for line in (REPO / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        include = line.startswith("!")
+        pattern = line.removeprefix("!").strip("/")
+        regex = ""
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                regex, i = regex + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                regex, i = regex + ".*", i + 2
+            elif pattern[i] == "*":
+                regex, i = regex + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                regex, i = regex + "[^/]", i + 1
+            else:
+                regex, i = regex + re.escape(pattern[i]), i + 1
+        rules.append((include, re.compile(regex)))
+    return rules
+
+
+def sent_to_builder(relative: str) -> bool:
+    parts = relative.split("/")
+    excluded = False
+    for include, regex in _dockerignore_rules():
+        # The path itself or any folder above it.
+        if any(regex.fullmatch("/".join(parts[:n])) for n in range(1, len(parts) + 1)):
+            excluded = not include
+    return not excluded
+
+
+def copy_sources(dockerfile: Path) -> list[str]:
+    sources = []
+    for line in dockerfile.read_text().splitlines():
+        if line.startswith("COPY "):
+            args = [a for a in line.split()[1:] if not a.startswith("--")]
+            sources += args[:-1]
+    return sources
+
+
+def test_the_dockerignore_matcher_reads_docker_semantics():
+    # The allowlist: everything out, the copied paths back in, caches out again.
+    assert not sent_to_builder("README.md")
+    assert sent_to_builder("trainer/cli.py")
+    assert not sent_to_builder("trainer/__pycache__/cli.cpython-311.pyc")
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerignore_keeps_every_copy_source(dockerfile):
+    sources = copy_sources(dockerfile)
+    assert sources, dockerfile
+    for source in sources:
+        path = REPO / source
+        assert path.exists(), source
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        kept = [f for f in files if "__pycache__" not in f.parts]
+        assert kept, source
+        for file in kept:
+            assert sent_to_builder(file.relative_to(REPO).as_posix()), file
+
+
+def test_dockerignore_drops_the_local_state():
+    for path in (".venv/bin/python", ".venv-emulators/bin/python", ".venv-serving-image/x",
+                 ".local/runs/x.csv", ".airflow/airflow.db", ".airflow-test/airflow.cfg",
+                 ".git/HEAD", "tests/conftest.py", "data/demo/retail_sales.csv",
+                 "plugins/sales_forecast/config.py", "sf_contract/__pycache__/schema.pyc",
+                 "benchmarks/x.py", ".hypothesis/examples/x"):  # fmt: skip
+        assert not sent_to_builder(path), path
+
+
+FAKE_DOCKER = r"""#!/usr/bin/env bash
+printf '%s\t' "$@" >> "$FAKE_LOG"; echo >> "$FAKE_LOG"
+if [ "$1 $2" = "image inspect" ]; then echo "${FAKE_BUILT_FOR:-linux/amd64}"; fi
+"""
+
+
+def build(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess, list]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    log = tmp_path / "docker.log"
+    log.write_text("")
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "build_images.sh"), "--tag", "t1", *args],
+        capture_output=True, text=True, cwd=str(tmp_path),
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "FAKE_LOG": str(log),
+             "REGISTRY": "registry.invalid/p/r", **env},
+    )  # fmt: skip
+    return proc, [line.split("\t")[:-1] for line in log.read_text().splitlines()]
+
+
+def test_build_script_builds_and_pushes_linux_amd64_images(tmp_path):
+    proc, calls = build(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    builds = [c for c in calls if c[0] == "build"]
+    assert [c[c.index("--file") + 1] for c in builds] == [
+        "trainer/Dockerfile",
+        "serving/Dockerfile",
+    ]
+    for call in builds:
+        assert call[call.index("--platform") + 1] == "linux/amd64"
+        assert call[-1] == "."  # the repository root, filtered by .dockerignore
+    assert [c for c in calls if c[0] == "push"] == [
+        ["push", "registry.invalid/p/r/trainer:t1"], ["push", "registry.invalid/p/r/serving:t1"]
+    ]  # fmt: skip
+    assert "sf_gcp_trainer_image=registry.invalid/p/r/trainer:t1" in proc.stdout
+
+
+def test_build_script_refuses_to_push_an_image_of_another_architecture(tmp_path):
+    # A builder that ignored --platform (legacy, no BuildKit) on an arm64 host.
+    proc, calls = build(tmp_path, FAKE_BUILT_FOR="linux/arm64")
+    assert proc.returncode == 1
+    assert "linux/arm64, not linux/amd64" in proc.stderr
+    assert not [c for c in calls if c[0] == "push"]
 
 
 def test_shell_scripts_parse():

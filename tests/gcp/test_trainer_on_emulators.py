@@ -10,6 +10,15 @@ no production model (the operators' lookups are unit-tested with a mocked hook).
 Emulator gap worked around on the client side only (see ../shared notes): the BigQuery client
 uploads a DataFrame with Content-Type ``*/*``, which the emulator rejects, so the trainer's
 subprocess gets a ``sitecustomize`` that sets the content type the real service also accepts.
+
+What this proves: the trainer's real GCS and BigQuery client calls and the hand-over between the
+operators and the trainer (arguments, paths, tables, files) end to end. What it does not: the
+production BigQuery paths. The emulator (DuckDB + sqlglot underneath) runs no multi-statement
+transactions and has no Storage Read API, so the write takes its two-statement branch and the
+read its REST one; both production paths are unit-tested at the client-library boundary with
+exact calls in tests/trainer/io/test_bigquery_tables.py. Nor does it show that the SQL is valid
+on real BigQuery, IAM (the jobs' service account roles) or quotas: scripts/gcp_smoke.sh does,
+on a project.
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Any:
         "SF_SERVING_ALIAS",
         "SF_SERVING_HOST",
         "SF_SERVING_HEALTH_MODE",
+        "AIP_ENDPOINT_ID",
+        "AIP_DEPLOYED_MODEL_ID",
+        "SF_MODEL_VERSION",
+        "SF_SERVING_REQUIRE_MANIFEST",
     ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
@@ -50,6 +54,20 @@ def test_vertex_variables(env: Any) -> None:
     assert s.predict_route.endswith(":predict")
     assert s.mode == "storage" and s.storage_uri == "gs://bucket/model"
     assert s.health_is_readiness is True  # Vertex judges readiness by its health route
+    assert s.endpoint_id is None and s.deployed_model_id is None
+    assert s.require_manifest is False  # off unless asked (a local folder may have none)
+
+
+def test_what_vertex_and_the_gcp_register_step_set(env: Any) -> None:
+    env.setenv("AIP_STORAGE_URI", "gs://caip-tenant/model")
+    env.setenv("AIP_ENDPOINT_ID", "9")
+    env.setenv("AIP_DEPLOYED_MODEL_ID", "123")
+    env.setenv("SF_MODEL_VERSION", "run:scheduled__2025-04-01T00_00_00_00_00")
+    env.setenv("SF_SERVING_REQUIRE_MANIFEST", "true")
+    s = Settings()
+    assert (s.endpoint_id, s.deployed_model_id) == ("9", "123")
+    assert s.model_version == "run:scheduled__2025-04-01T00_00_00_00_00"
+    assert s.require_manifest is True
 
 
 def test_local_registry_variables(env: Any, tmp_path: Path) -> None:

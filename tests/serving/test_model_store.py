@@ -178,7 +178,36 @@ def test_storage_uri_without_manifest_is_hashed_and_logged(
 
 def test_storage_uri_without_manifest_refused_when_required(model_a: Path, client_for: Any) -> None:
     client = client_for(storage_uri=str(model_a), require_manifest=True)
-    assert "no sha256 manifest" in client.get("/ready").json()["reason"]
+    ready = client.get("/ready")
+    assert ready.status_code == 503
+    reason = ready.json()["reason"]
+    assert "no sha256 manifest (manifest.json)" in reason
+    assert "SF_SERVING_REQUIRE_MANIFEST is true" in reason and "register" in reason
+    assert _predict(client).status_code == 503
+
+
+def test_on_vertex_ready_names_the_run_and_the_deployment(
+    model_a: Path, helpers: Any, tmp_path: Path, client_for: Any
+) -> None:
+    """What the container can know of the registry version: the run that wrote the manifest
+    (one version per run), the version label register set, and Vertex's deployment ids."""
+    folder = helpers.copy_model(model_a, tmp_path / "gcs-copy")
+    helpers.write_manifest(folder)  # run_id "r1", as register writes it
+    client = client_for(
+        storage_uri=str(folder),
+        require_manifest=True,
+        model_version="run:r1",
+        endpoint_id="9",
+        deployed_model_id="123",
+    )
+    model = client.get("/ready").json()["model"]
+    assert (model["version"], model["run_id"], model["sha256_verified"]) == ("run:r1", "r1", True)
+    assert model["deployment"] == {"endpoint_id": "9", "deployed_model_id": "123"}
+    assert _predict(client).headers["X-Model-Version"] == "run:r1"
+
+
+def test_off_vertex_ready_has_no_deployment(served: Any) -> None:
+    assert served.get("/ready").json()["model"]["deployment"] is None
 
 
 def test_storage_uri_missing(client_for: Any, tmp_path: Path, monkeypatch: Any) -> None:

@@ -221,3 +221,72 @@ def test_the_separator_is_the_shared_constant():
     from sf_contract import constants
 
     assert scalars.KEY_SEPARATOR is constants.KEY_SEPARATOR
+
+
+# ------------------------------------------------------------------- a contract's date_format
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "expected"),
+    [
+        ("01/02/2025", "%d/%m/%Y", dt.date(2025, 2, 1)),
+        ("1/2/2025", "%d/%m/%Y", dt.date(2025, 2, 1)),  # one-digit day and month
+        (" 31/10/2025 ", "%d/%m/%Y", dt.date(2025, 10, 31)),
+        ("29/02/2024", "%d/%m/%Y", dt.date(2024, 2, 29)),
+        ("02/01/2025", "%m/%d/%Y", dt.date(2025, 2, 1)),
+        ("20250201", "%Y%m%d", dt.date(2025, 2, 1)),
+        ("01.02.2025", "%d.%m.%Y", dt.date(2025, 2, 1)),
+        ("2025-2-1", "%Y-%m-%d", dt.date(2025, 2, 1)),  # a declared format takes one digit too
+    ],
+)
+def test_parse_date_in_a_contracts_format(text, fmt, expected):
+    assert parse_date(text, fmt) == expected
+    assert parse_scalar(text, "DATE", date_format=fmt) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "message"),
+    [
+        ("31/02/2025", "%d/%m/%Y", "is not a valid calendar date"),
+        ("29/02/2025", "%d/%m/%Y", "is not a valid calendar date"),
+        ("00/01/2025", "%d/%m/%Y", "is not a valid calendar date"),
+        ("01/13/2025", "%d/%m/%Y", "is not a valid calendar date"),
+        ("01/02/0000", "%d/%m/%Y", "is not a valid calendar date"),
+        ("2025-10-31", "%d/%m/%Y", "is not a date in the format %d/%m/%Y"),
+        ("01/02/25", "%d/%m/%Y", "is not a date in the format %d/%m/%Y"),
+        ("001/02/2025", "%d/%m/%Y", "is not a date in the format"),
+        ("01-02-2025", "%d/%m/%Y", "is not a date in the format"),
+        ("1x02x2025", "%d.%m.%Y", "is not a date in the format"),  # "." is a dot, not any char
+        ("٠١/٠٢/٢٠٢٥", "%d/%m/%Y", "is not a date in the format"),  # other scripts' digits
+        ("2025021", "%Y%m%d", "is not a date in the format"),  # no separator: two digits each
+        ("", "%d/%m/%Y", "is not a date in the format"),
+    ],
+)
+def test_parse_date_in_a_format_rejects_everything_else(text, fmt, message):
+    with pytest.raises(ScalarError, match=message):
+        parse_date(text, fmt)
+
+
+def test_a_format_is_compiled_to_expressions_re2_and_re_read_alike():
+    from sf_contract.scalars import compile_date_format
+
+    f = compile_date_format("%d.%m.%Y")
+    assert f.pattern == r"^([0-9]{1,2})[.]([0-9]{1,2})[.]([0-9]{4})$"
+    assert f.field_pattern("Y") == r"^[0-9]{1,2}[.][0-9]{1,2}[.]([0-9]{4})$"
+    assert f.fields == ("d", "m", "Y")
+    assert compile_date_format("%Y%m%d").pattern == r"^([0-9]{4})([0-9]{2})([0-9]{2})$"
+    with pytest.raises(ValueError, match="'%y' is not supported"):
+        compile_date_format("%d/%m/%y")
+
+
+def test_without_a_format_dates_stay_iso():
+    assert parse_scalar("2025-02-01", "DATE") == dt.date(2025, 2, 1)
+    with pytest.raises(ScalarError, match="is not a YYYY-MM-DD date"):
+        parse_scalar("01/02/2025", "DATE")
+
+
+@pytest.mark.parametrize(("text", "expected"), [("Y", True), ("N", False), (" y ", True)])
+def test_y_and_n_are_booleans(text, expected):
+    """A point-of-sale export's Y/N promotion flags."""
+    assert parse_bool(text) is expected
+    assert parse_scalar(text, "BOOL") is expected

@@ -379,3 +379,148 @@ def test_parsing_does_not_change_its_input():
     before = copy.deepcopy(data)
     parse_contract(data)
     assert data == before
+
+
+# --------------------------------------------------------------------------- header, date_format
+
+
+def pos_export() -> dict:
+    """A point-of-sale export as it comes: its own header names and day-first dates."""
+    return {
+        "name": "pos",
+        "date_column": "date",
+        "target": "sales",
+        "series_keys": ["store_id", "item_id"],
+        "date_format": "%d/%m/%Y",
+        "columns": [
+            {"name": "date", "type": "DATE", "header": "Date"},
+            {"name": "store_id", "type": "STRING", "header": "Store"},
+            {"name": "item_id", "type": "STRING", "header": "SKU"},
+            {"name": "sales", "type": "FLOAT64", "header": " Units Sold "},
+            {"name": "price", "type": "FLOAT64", "role": "known", "header": "Unit Price"},
+            {"name": "on_promo", "type": "BOOL", "role": "known", "header": "Promo"},
+        ],
+    }
+
+
+def test_a_column_may_name_its_header_in_the_file():
+    contract = parse_contract(pos_export())
+    assert contract.column_names == ["date", "store_id", "item_id", "sales", "price", "on_promo"]
+    # Trimmed, as the file's header is.
+    assert contract.csv_headers == ["Date", "Store", "SKU", "Units Sold", "Unit Price", "Promo"]
+    assert contract.column_for_header("Units Sold").name == "sales"
+    assert contract.column("sales").label == "'Units Sold' (sales)"
+    assert contract.date_format == "%d/%m/%Y"
+    with pytest.raises(ContractError, match="no column with the header 'sales'"):
+        contract.column_for_header("sales")  # a mapped column is read from its header only
+
+
+def test_without_a_header_a_column_is_read_from_its_name():
+    contract = parse_contract(minimal())
+    assert contract.csv_headers == contract.column_names
+    assert contract.column("units").header is None
+    assert contract.column("units").label == "'units'"
+    assert contract.date_format is None
+    assert "date_format" not in contract.to_dict()
+    assert all("header" not in c for c in contract.to_dict()["columns"])
+
+
+def test_header_and_date_format_round_trip_to_the_trainer():
+    contract = parse_contract(pos_export())
+    doc = json.loads(json.dumps(contract.to_dict()))
+    assert doc["date_format"] == "%d/%m/%Y"
+    assert doc["columns"][3]["header"] == "Units Sold"
+    assert "date_format" not in contract.extra  # a key of the schema, not an extra
+    again = parse_contract(doc, source="contract.json")
+    assert again == contract and again.to_dict() == contract.to_dict()
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Units Sold", "Ventes (€)", "units-sold/day", "a'b\"c`d;--", "販売数", "x" * 128, "sales"],
+)
+def test_a_header_may_be_any_printable_text(header):
+    contract = parse_contract(with_column(name="p", type="FLOAT64", role="known", header=header))
+    assert contract.column("p").csv_header == header
+
+
+def _header(value):
+    return _col(name="p", type="FLOAT64", role="known", header=value)
+
+
+HEADER_REJECTED = [
+    ("not a text", _header(7), "column 'p': header must be a text"),
+    ("a list", _header(["a"]), "column 'p': header must be a text"),
+    ("empty", _header(""), "column 'p': header is empty"),
+    ("blank", _header("   "), "column 'p': header is empty"),
+    ("too long", _header("x" * 129), "header is 129 characters long; at most 128"),
+    ("newline", _header("Units\nSold"), r"unprintable character '\\n' \(U\+000A\)"),
+    ("tab", _header("Units\tSold"), "unprintable character"),
+    ("NUL", _header("a\x00"), "unprintable character"),
+    ("escape", _header("a\x1b[2J"), "unprintable character"),
+    ("zero-width", _header("Units\u200bSold"), r"U\+200B"),
+    ("line separator", _header("a\u2028b"), r"U\+2028"),
+    ("same as another's", _header("units"),
+     "columns 'units' and 'p' would both be read from the file's column 'units'"),
+    ("differs in case only", _header("UNITS"), "headers must differ by more than case"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [pytest.param(change, message, id=case) for case, change, message in HEADER_REJECTED],
+)
+def test_invalid_headers_are_rejected_with_a_reason(change, message):
+    data = minimal()
+    change(data)
+    with pytest.raises(ContractError, match=message) as err:
+        parse_contract(data, source="mine.yaml")
+    assert str(err.value).startswith("mine.yaml: ")
+
+
+def test_two_columns_cannot_share_a_header():
+    data = pos_export()
+    data["columns"][4]["header"] = "Units Sold"
+    with pytest.raises(ContractError, match="'sales' and 'price' would both be read"):
+        parse_contract(data)
+
+
+def test_headers_may_swap_names():
+    data = minimal()
+    data["columns"] = [
+        {"name": "day", "type": "DATE", "role": "date"},
+        {"name": "units", "type": "FLOAT64", "role": "target", "header": "price"},
+        {"name": "price", "type": "FLOAT64", "role": "known", "header": "units"},
+    ]
+    assert parse_contract(data).csv_headers == ["day", "price", "units"]
+
+
+@pytest.mark.parametrize(
+    "fmt", ["%d/%m/%Y", "%Y-%m-%d", "%m/%d/%Y", "%Y%m%d", "%d.%m.%Y", "%d %m %Y"]
+)
+def test_date_formats_of_the_supported_subset_are_kept(fmt):
+    assert parse_contract({**minimal(), "date_format": fmt}).date_format == fmt
+
+
+@pytest.mark.parametrize(
+    ("fmt", "message"),
+    [
+        ("%d/%m/%y", r"'%y' is not supported \(two-digit years are ambiguous: use %Y\)"),
+        ("%b %d %Y", "'%b' is not supported"),
+        ("%e/%m/%Y", "'%e' is not supported"),
+        ("%Y-%m-%dT%H:%M", "'T' is neither a field nor a separator"),
+        ("%d/%m", "%Y is missing"),
+        ("%Y-%m-%d-%d", "%d appears more than once"),
+        ("%Y-%m-%d ", "it must start and end with a field"),
+        ("%Y-%m-%", "'%' is not supported"),
+        ("", "must be a non-empty text"),
+        (20250101, "date_format must be a text such as '%d/%m/%Y'"),
+        ("%Y" + "-" * 40 + "%m-%d", "longer than 32 characters"),
+    ],
+)
+def test_unsupported_date_formats_are_rejected_with_what_is_allowed(fmt, message):
+    with pytest.raises(ContractError, match=message) as err:
+        parse_contract({**minimal(), "date_format": fmt}, source="mine.yaml")
+    assert str(err.value).startswith("mine.yaml: ")
+    if isinstance(fmt, str) and fmt:
+        assert "use %Y %m %d, each once" in str(err.value)

@@ -108,6 +108,7 @@ def test_same_recipe_on_seven_more_days_replaces_production(
         **common,
     )["gate"]
     assert first["passed"] and first["champion_mode"] == "none"
+    assert first["reason"].startswith("promoted: there is no model in production yet")
     production = _production(old, retail_contract, small_config, tmp_path / "prod")
     fit_spy.clear()
     # Run 2: the same recipe with 7 more days. A refit of production's recipe would tie
@@ -126,6 +127,9 @@ def test_same_recipe_on_seven_more_days_replaces_production(
     assert gate["recipe_changed"] is False and gate["champion_mode"] == "artifact"
     assert gate["champion_train_end"] == "2024-06-23" and gate["champion_recipe"] is None
     assert gate["champion"] == gate["champion_artifact"]
+    assert gate["reason"].startswith(
+        "promoted: same recipe on newer data, and no worse than production (WAPE "
+    )
     # Production trained up to the last window's cut-off forecasts it like the challenger.
     assert gate["challenger_on_artifact_rows"] == pytest.approx(gate["champion_artifact"])
     assert "champion" not in second["backtest"]["methods"]
@@ -153,6 +157,7 @@ def test_same_recipe_without_days_after_production_passes_without_refit(
     )["gate"]
     assert gate["passed"] and gate["champion_mode"] == "same_recipe"
     assert gate["champion"] is None and gate["champion_train_end"] == "2024-06-30"
+    assert "no test day falls after production's last training day (2024-06-30)" in (gate["reason"])
     assert len(fit_spy) == 1
 
 
@@ -180,7 +185,13 @@ def test_worse_changed_recipe_fails_against_production(
     assert gate["champion_recipe"] is not None and gate["champion_artifact"] is not None
     assert gate["challenger"] > gate["champion_recipe"]
     if gate["beats_baseline"]:
-        assert gate["champion_mode"] == "recipe" and "does not beat production" in gate["reason"]
+        assert gate["champion_mode"] == "recipe" and gate["reason"].startswith(
+            "kept production: the new model was no better than production's recipe retrained"
+        )
+    else:
+        assert gate["reason"].startswith(
+            "kept production: the new model did not beat the seasonal-naive baseline (WAPE "
+        )
 
 
 def test_production_is_scored_as_served_on_the_series_it_knows(

@@ -1,3 +1,4 @@
+import re
 from dataclasses import replace
 
 import pandas as pd
@@ -147,18 +148,94 @@ def test_gate_decision(challenger, baseline, inputs, passed, mode, used):
     assert gate["beats_baseline"] is (challenger < baseline)
     assert gate["recipe_changed"] is inputs["recipe_changed"]
     assert set(gate) == GATE_FIELDS
-    # One sentence, with the numbers it compared.
+    # One plain sentence: the verdict first, then the numbers it compared, rounded.
     reason = gate["reason"]
     assert reason and ". " not in reason and not reason.endswith(".")
+    in_production = inputs["recipe_changed"] is not None
+    verdict = "promoted" if passed else "kept production" if in_production else "not promoted"
+    assert reason.startswith(f"{verdict}: "), reason
+    assert not re.search(r"\d\.\d{4}", reason), "scores are rounded to 3 decimals"
     scored = inputs.get("challenger_on_artifact_rows") if mode == "artifact" else challenger
     if gate["beats_baseline"] and scored == scored:
-        assert f"{scored:.4f}" in reason
+        assert _3(scored) in reason
     elif challenger == challenger:
-        assert f"{challenger:.4f}" in reason
+        assert _3(challenger) in reason
     for key in ("champion_recipe", "champion_artifact"):
         value = inputs.get(key)
         if gate["beats_baseline"] and value == value and value is not None and mode == key[9:]:
-            assert f"{value:.4f}" in reason
+            assert _3(value) in reason
+
+
+def _3(value: float) -> str:
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+@pytest.mark.parametrize(
+    ("challenger", "baseline", "inputs", "reason"),
+    [
+        (
+            0.384,
+            0.5,
+            {"recipe_changed": True, "champion_recipe": 0.384},
+            "kept production: the new model was no better than production's recipe retrained "
+            "on the same days (WAPE 0.384 vs 0.384; lower is better)",
+        ),
+        (
+            0.3841,
+            0.5,
+            {"recipe_changed": True, "champion_recipe": 0.3839},
+            "kept production: the new model was no better than production's recipe retrained "
+            "on the same days (WAPE 0.384 vs 0.384, a difference below 0.001; lower is better)",
+        ),
+        (
+            0.2,
+            0.3,
+            {"recipe_changed": False, **_art(0.38412, 0.381)},
+            "promoted: same recipe on newer data, and no worse than production (WAPE 0.381 vs "
+            "0.384 on the days after 2024-06-23, within the 2% tolerance); the new model beats "
+            "the seasonal-naive baseline (WAPE 0.2 vs 0.3; lower is better)",
+        ),
+        (
+            0.52,
+            0.49,
+            {"recipe_changed": None},
+            "not promoted: the new model did not beat the seasonal-naive baseline "
+            "(WAPE 0.52 vs 0.49; lower is better)",
+        ),
+        (
+            0.52,
+            0.49,
+            {"recipe_changed": False, **_art(0.6, 0.52)},
+            "kept production: the new model did not beat the seasonal-naive baseline "
+            "(WAPE 0.52 vs 0.49; lower is better)",
+        ),
+        (
+            0.2,
+            0.3,
+            {"recipe_changed": False, **_art(0.2, 0.2051)},
+            "kept production: same recipe on newer data, but the new model was worse than "
+            "production by more than the 2% tolerance (WAPE 0.205 vs 0.2 on the days after "
+            "2024-06-23; lower is better)",
+        ),
+        (
+            0.24,
+            0.3,
+            {"recipe_changed": True, "champion_recipe": 0.25, "min_improvement": 0.05},
+            "kept production: the new model was not 5% better than production's recipe "
+            "retrained on the same days (WAPE 0.24 vs 0.25, needs below 0.237; lower is better)",
+        ),
+        (
+            NAN,
+            0.3,
+            {"recipe_changed": None},
+            "not promoted: the new model's WAPE could not be computed (no actual sales to score "
+            "it on)",
+        ),
+    ],
+)
+def test_gate_reason_reads_as_a_sentence(challenger, baseline, inputs, reason):
+    gate = gate_decision("wape", challenger, baseline, champion_train_end="2024-06-23", **inputs)
+    assert gate["reason"] == reason
 
 
 def test_recipe_changed_ignores_what_cannot_move_a_forecast(small_config):

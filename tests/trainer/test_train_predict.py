@@ -97,12 +97,15 @@ def test_predict_to_duckdb_replaces_the_same_cutoff(trained, tmp_path: Path):
     run_predict(run_id="r1", **kwargs)
     run_predict(run_id="r1", **kwargs)
     assert _count(str(db)) == {"r1": 42}
-    # Another run for the same cut-off (a second manual trigger) replaces it: one forecast per
-    # (cut-off, series, day); an earlier cut-off's forecast is kept.
+    # Another run from the same data (a second manual trigger) replaces it: one forecast per
+    # (origin, series, day), the origin being the last day of data, not the run's calendar.
     run_predict(run_id="r2", **kwargs)
     assert _count(str(db)) == {"r2": 42}
-    run_predict(run_id="r0", **{**kwargs, "cutoff_date": CUTOFF + dt.timedelta(days=1)})
-    assert _count(str(db)) == {"r0": 42, "r2": 42}
+    # A run a day later on the same data is the same forecast: it replaces, not duplicates.
+    later = run_predict(run_id="r9", **{**kwargs, "cutoff_date": CUTOFF + dt.timedelta(days=1)})
+    assert _count(str(db)) == {"r9": 42}
+    assert later["origin_date"] == CUTOFF.isoformat() and later["data_days_before_cutoff"] == 1
+    run_predict(run_id="r2", **kwargs)
     con = duckdb.connect(str(db), read_only=True)
     try:
         cols = [r[0] for r in con.execute("DESCRIBE daily_sales_forecasts").fetchall()]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sales_forecast.config import Settings
+from sales_forecast.csv_checks import check_header
 from sales_forecast.errors import ConfigError, DataError
 from sales_forecast.platforms.base import (
     Deployer,
@@ -143,7 +144,12 @@ class DuckDBWarehouse(Warehouse, StagingLoader):
         self, uri: str, header: Sequence[str], contract: Contract
     ) -> StagingLoad:
         staging = self._table("staging")
-        columns = {name: "VARCHAR" for name in header}
+        # The file's header names (``Units Sold``) are free text and never reach SQL: read_csv
+        # takes its column names from ``columns``, by position, so the file's i-th column is
+        # read straight into the contract name of its header. check_header has already made
+        # the header exactly the contract's; checked again here because the map relies on it.
+        check_header(list(header), contract, uri)
+        columns = {contract.column_for_header(h).name: "VARCHAR" for h in header}
         with self._connect() as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(self.dataset)}")
             con.execute("BEGIN")
@@ -166,10 +172,7 @@ class DuckDBWarehouse(Warehouse, StagingLoader):
             con.execute("CREATE OR REPLACE TEMP TABLE _thresholds (t BIGINT)")
             if thresholds:
                 con.executemany("INSERT INTO _thresholds VALUES (?)", [[t] for t in thresholds])
-            select_cols = ", ".join(
-                _ident(c) if c in header else f"CAST(NULL AS VARCHAR) AS {_ident(c)}"
-                for c in contract.column_names
-            )
+            select_cols = ", ".join(_ident(c) for c in contract.column_names)
             con.execute(
                 f"""
                 CREATE OR REPLACE TABLE {staging} AS

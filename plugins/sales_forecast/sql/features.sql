@@ -8,9 +8,27 @@
 -- is_unknown TRUE (the trainer fills it for features only and never learns or scores it).
 -- Known-in-advance columns are filled by their contract rule so no feature is ever NULL;
 -- observed-only columns stay NULL on filled days.
+-- No ORDER BY: a table has no row order (on BigQuery a top-level sort of a large panel only
+-- risks "Resources exceeded"); the trainer sorts the panel itself (trainer/panel.py).
+-- The bigquery switch (set by the gcp warehouse; off for DuckDB, which has no such clauses):
+-- partition by month, so the trainer's date filter prunes and years of days stay far below
+-- BigQuery's 10,000 partitions per table and 4,000 per job, and cluster by series.
+-- CREATE OR REPLACE cannot change a table's partitioning ("Cannot replace a table with a
+-- different partitioning spec"), so a table built before it is dropped first; nothing reads
+-- it before this step ends.
 {% import "_macros.sql" as m %}
 {% set incoming = incoming | default(true) %}
+{% set bigquery = bigquery | default(false) %}
+{% if bigquery %}
+DROP TABLE IF EXISTS {{ t.daily_sales_features }};
+
+CREATE OR REPLACE TABLE {{ t.daily_sales_features }}
+PARTITION BY DATE_TRUNC({{ date | q }}, MONTH)
+CLUSTER BY series_id
+AS
+{% else %}
 CREATE OR REPLACE TABLE {{ t.daily_sales_features }} AS
+{% endif %}
 WITH
 {% if incoming %}
 incoming AS (
@@ -96,5 +114,4 @@ SELECT
   is_gap_filled,
   is_unknown
 FROM joined
-WINDOW series AS ({% if keys %}PARTITION BY {% for k in keys %}{{ k | q }}{% if not loop.last %}, {% endif %}{% endfor %}{% endif %})
-ORDER BY series_id, {{ date | q }};
+WINDOW series AS ({% if keys %}PARTITION BY {% for k in keys %}{{ k | q }}{% if not loop.last %}, {% endif %}{% endfor %}{% endif %});

@@ -12,7 +12,7 @@ WITH typed AS (
     _source_file,
 {% for col in columns %}
     {{ col.name | q }} AS {{ ("raw__" ~ col.name) | q }},
-    {{ m.typed(col, col.name | q) }} AS {{ col.name | q }},
+    {{ m.typed(col, col.name | q, c.date_format) }} AS {{ col.name | q }},
 {% endfor %}
     -- COALESCE: DuckDB returns NULL where BigQuery returns '' for an all-NULL array.
     COALESCE(ARRAY_TO_STRING([
@@ -20,8 +20,8 @@ WITH typed AS (
 {% if not col.nullable %}
       IF({{ m.blank(col.name | q) }}, '{{ col.name }}: missing value', NULL),
 {% endif %}
-      IF(NOT {{ m.blank(col.name | q) }} AND ({{ m.typed(col, col.name | q) }}) IS NULL,
-         CONCAT('{{ col.name }}: ', '"', SUBSTR({{ col.name | q }}, 1, 60), '" is not a valid {{ col.type }}'), NULL),
+      IF(NOT {{ m.blank(col.name | q) }} AND ({{ m.typed(col, col.name | q, c.date_format) }}) IS NULL,
+         CONCAT('{{ col.name }}: ', '"', SUBSTR({{ col.name | q }}, 1, 60), '" is not a valid {{ col.type }}'{% if col.type == "DATE" %}, {{ (" (expected " ~ m.expected_date(c.date_format) ~ ")") | lit }}{% endif %}), NULL),
 {% endfor %}
 {% for k in keys %}
       -- Two key tuples joined by the separator could share a series id (sf_contract.scalars).
@@ -30,7 +30,7 @@ WITH typed AS (
 {% endfor %}
       -- A day after the run's cut-off has not happened yet for this run: accepting it would
       -- stretch every series to that day with made-up zero-sales days.
-      IF(({{ m.typed(date_col, date | q) }}) > @cutoff,
+      IF(({{ m.typed(date_col, date | q, c.date_format) }}) > @cutoff,
          CONCAT('{{ date }}: ', TRIM({{ date | q }}), ' is after the cut-off of this run, ', CAST(@cutoff AS STRING)), NULL),
       IF(SAFE_CAST(TRIM({{ target | q }}) AS FLOAT64) < 0, '{{ target }}: negative value', NULL)
     ], '; '), '') AS row_reasons

@@ -93,3 +93,75 @@ def test_a_very_wide_header_is_checked_quickly():
     msg = _header_error(",".join(f"c{i}" for i in range(30000)))
     assert time.perf_counter() - start < 2
     assert "(29995 more)" in msg
+
+
+# ------------------------------------------------------------------- a file's own header names
+
+POS_HEADER = "Date,Store,SKU,Units Sold,Unit Price,Promo"
+
+
+def pos_contract():
+    from sf_contract.schema import parse_contract
+
+    return parse_contract(
+        {
+            "name": "pos",
+            "date_column": "date",
+            "target": "sales",
+            "series_keys": ["store_id", "item_id"],
+            "date_format": "%d/%m/%Y",
+            "columns": [
+                {"name": "date", "type": "DATE", "header": "Date"},
+                {"name": "store_id", "type": "STRING", "header": "Store"},
+                {"name": "item_id", "type": "STRING", "header": "SKU"},
+                {"name": "sales", "type": "FLOAT64", "header": "Units Sold"},
+                {"name": "price", "type": "FLOAT64", "role": "known", "header": "Unit Price"},
+                {"name": "on_promo", "type": "BOOL", "role": "known", "header": "Promo"},
+            ],
+        }
+    )
+
+
+def _pos_error(first_line: str) -> str:
+    head = (first_line + "\n01/02/2025,S01\n").encode()
+    with pytest.raises(DataError) as err:
+        check_header(parse_csv_header(head, "pos.csv"), pos_contract(), "pos.csv")
+    return str(err.value)
+
+
+def test_an_export_is_matched_by_its_own_header_names_in_any_order():
+    head = b" Units Sold ,Date,Store,SKU,Unit Price,Promo\n01/02/2025\n"
+    check_header(parse_csv_header(head, "pos.csv"), pos_contract(), "pos.csv")
+    check_header(POS_HEADER.split(","), pos_contract(), "pos.csv")
+
+
+def test_a_missing_mapped_column_is_named_by_both_names():
+    msg = _pos_error("Date,Store,SKU,Unit Price,Promo")
+    assert "missing columns ['Units Sold' (sales)]" in msg
+    assert (
+        "Expected columns: ['Date' (date), 'Store' (store_id), 'SKU' (item_id), "
+        "'Units Sold' (sales), 'Unit Price' (price), 'Promo' (on_promo)]"
+    ) in msg
+
+
+def test_the_contract_names_do_not_stand_in_for_the_header_names():
+    msg = _pos_error("date,store_id,item_id,sales,price,on_promo")
+    assert "missing columns ['Date' (date), 'Store' (store_id)" in msg
+    assert "unknown columns ['date', 'store_id', 'item_id', 'sales', 'price', ... (1 more)]" in msg
+
+
+def test_names_are_case_sensitive_with_a_hint_when_only_the_case_differs():
+    msg = _pos_error("Date,Store,SKU,units sold,Unit Price,PROMO")
+    assert "missing columns ['Units Sold' (sales), 'Promo' (on_promo)]" in msg
+    assert "unknown columns ['units sold', 'PROMO']" in msg
+    assert (
+        "names are case-sensitive: 'units sold' is not 'Units Sold' (sales), "
+        "'PROMO' is not 'Promo' (on_promo)"
+    ) in msg
+
+
+def test_an_unmapped_contract_keeps_its_messages():
+    msg = _header_error("date,store_id,item_id,sales,price,on_promo,is_holiday,Temperature")
+    assert "missing columns ['temperature']" in msg
+    assert "names are case-sensitive: 'Temperature' is not 'temperature'" in msg
+    assert "Expected columns: ['date', 'store_id', 'item_id', 'sales'" in msg

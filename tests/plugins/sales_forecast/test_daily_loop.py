@@ -82,11 +82,17 @@ def run_day(
 
 
 def test_a_week_later_the_fresh_model_replaces_production_and_new_items_are_forecast(
-    panel, tmp_path, monkeypatch
+    panel, tmp_path, monkeypatch, caplog
 ):
+    import logging
+
     settings = settings_for(tmp_path, monkeypatch)
-    day1 = run_day(settings, tmp_path, panel[panel["date"] <= DAY1], DAY1, enable_deploy=True)
+    with caplog.at_level(logging.INFO, logger="sales_forecast.steps"):
+        day1 = run_day(settings, tmp_path, panel[panel["date"] <= DAY1], DAY1, enable_deploy=True)
     assert day1["production"] == "1"
+    (summary,) = [r.getMessage() for r in caplog.records if "run summary:" in r.getMessage()]
+    assert "28 forecast rows for 4 series" in summary and summary.endswith("deployed v1")
+    assert "gate PASSED (none): promoted" in summary
 
     # A week later: the week's rows, and an item launched three days ago.
     week2 = DAY1 + timedelta(days=7)
@@ -101,7 +107,18 @@ def test_a_week_later_the_fresh_model_replaces_production_and_new_items_are_fore
     forecasts = {r["series_id"]: r for r in day2["forecasts"]}
     assert "S01|I999" in forecasts and len(forecasts) == 5  # every series, the new one too
     assert {r["n"] for r in forecasts.values()} == {HORIZON}
-    assert {r["model_version"] for r in forecasts.values()} == {f"candidate:{day2_key(week2)}"}
+    # Made by this run's model, labelled with its registry version once registered.
+    assert {r["model_version"] for r in forecasts.values()} == {"2"}
+    # Forecasts of different origins (the data's last day) are both kept, for accuracy tracking.
+    platform = build_local_platform(settings, "retail")
+    origins = platform.warehouse.query(
+        f"SELECT cutoff_date, COUNT(*) AS n FROM {platform.warehouse.tables.daily_sales_forecasts} "
+        "GROUP BY 1 ORDER BY 1"
+    )
+    assert [(r["cutoff_date"], r["n"]) for r in origins] == [
+        (DAY1, 4 * HORIZON),
+        (week2, 5 * HORIZON),
+    ]
 
     # A deliberately worse recipe a week later: gate fails, production stays v2, and every
     # series is still forecast (production for the ones it knows), with intervals.
@@ -121,13 +138,6 @@ def test_a_week_later_the_fresh_model_replaces_production_and_new_items_are_fore
     assert all(r["no_pi"] == 0 for r in by_series.values())
     summary = day3["forecast"]
     assert summary["production_version"] == "2" and summary["production_age_days"] == 7
-
-
-def day2_key(cutoff: date) -> str:
-    when = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=UTC) + timedelta(days=1)
-    from sales_forecast.run_context import run_key
-
-    return run_key(f"scheduled__{when.isoformat()}")
 
 
 def test_with_nothing_in_production_a_model_worse_than_naive_writes_no_forecasts(

@@ -112,13 +112,17 @@ def test_gate_log_reads_the_same_everywhere():
     gate = {
         "passed": False,
         "metric": "wape",
-        "challenger": 0.4,
-        "baseline": 0.5,
-        "champion": 0.3,
-        "reason": "not below champion",
+        "champion_mode": "recipe",
+        "champion_version": "3",
+        "reason": "kept production: the new model was no better (WAPE 0.384 vs 0.384; lower is "
+        "better)",
     }
     assert decisions.gate_log(gate) == (
-        "gate FAILED on wape: challenger=0.4 baseline=0.5 champion=0.3 (not below champion)"
+        "gate FAILED (recipe): kept production v3: the new model was no better (WAPE 0.384 vs "
+        "0.384; lower is better)"
+    )
+    assert (
+        decisions.gate_log({"passed": True, "reason": "promoted: x"}) == "gate PASSED: promoted: x"
     )
 
 

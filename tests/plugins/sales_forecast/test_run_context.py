@@ -200,3 +200,30 @@ def test_gcp_has_no_default_input_file(settings, tmp_path):
     gcp = settings.model_copy(update={"platform": "gcp"})
     with pytest.raises(DataError, match="param input_uri is empty: pass input_uri=gs://"):
         ctx_for(gcp, tmp_path, "")
+
+
+@pytest.mark.parametrize(
+    ("run_id", "setting", "param", "expect"),
+    [
+        ("scheduled__2025-04-01T00:00:00+00:00", False, False, False),
+        ("scheduled__2025-04-01T00:00:00+00:00", True, False, True),  # the schedule may deploy
+        ("manual__2025-04-01T00:00:00+00:00", True, False, False),  # a manual run: its param
+        ("manual__2025-04-01T00:00:00+00:00", False, True, True),
+    ],
+)
+def test_scheduled_runs_deploy_only_when_the_setting_says_so(
+    settings, run_id, setting, param, expect
+):
+    from datetime import UTC, datetime
+
+    from sales_forecast.run_context import make_run_context
+
+    s = settings.model_copy(update={"scheduled_enable_deploy": setting})
+    ctx = make_run_context(
+        run_id=run_id,
+        logical_date=datetime(2025, 4, 1, tzinfo=UTC),
+        params={"enable_deploy": param},
+        settings=s,
+        runs_root="/tmp/runs",
+    )
+    assert ctx.enable_deploy is expect

@@ -145,6 +145,77 @@ def test_validate_uses_the_shared_boolean_and_date_tokens():
     assert f"NOT REGEXP_CONTAINS(TRIM(`price`), r'{FLOAT_PATTERN}')" in sql
 
 
+# Header names a contract may give its columns: free text, some of it SQL.
+HOSTILE_HEADERS = {
+    "date": "Date`; DROP TABLE x; --",
+    "store_id": "Store') OR 1=1 --",
+    "sales": 'Units "Sold" \\ {{ 7*7 }}',
+    "on_promo": "Promo {% raw %}",
+}
+
+
+def test_a_columns_csv_header_never_reaches_the_sql():
+    """The loaders map headers to names; no template may write a header into SQL."""
+    data = load_contract("retail").to_dict()
+    for col in data["columns"]:
+        if col["name"] in HOSTILE_HEADERS:
+            col["header"] = HOSTILE_HEADERS[col["name"]]
+    contract = parse_contract(data)
+    assert contract.column("sales").header == HOSTILE_HEADERS["sales"]
+    for script in SCRIPTS:
+        sql = render_sql(script, contract, TableNames("sf", "run1"))
+        for header in HOSTILE_HEADERS.values():
+            assert header not in sql, script
+        assert "DROP TABLE x" not in sql and "OR 1=1" not in sql and "Sold" not in sql
+        # Rendered exactly as without headers: the SQL only ever sees names.
+        plain = render_sql(script, load_contract("retail"), TableNames("sf", "run1"))
+        assert sql == plain, script
+
+
+def test_validate_types_dates_by_the_contracts_format():
+    data = load_contract("retail").to_dict()
+    contract = parse_contract({**data, "date_format": "%d/%m/%Y"})
+    sql = render_sql("validate", contract, TableNames("sf"))
+    # Not PARSE_DATE: sqlglot writes it as a DuckDB STRPTIME that does not parse.
+    assert "PARSE_DATE" not in sql and DATE_PATTERN not in sql
+    assert "REGEXP_CONTAINS(TRIM(`date`), r'^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})$')" in sql
+    assert (
+        "LPAD(REGEXP_EXTRACT(TRIM(`date`), r'^([0-9]{1,2})/[0-9]{1,2}/[0-9]{4}$'), 2, '0')" in sql
+    )
+    assert "' (expected %d/%m/%Y)'" in sql
+    assert to_duckdb(sql)
+    iso = render_sql("validate", load_contract("retail"), TableNames("sf"))
+    assert "' (expected YYYY-MM-DD)'" in iso
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "expected"),
+    [
+        (None, "2025-02-01", dt.date(2025, 2, 1)),
+        (None, "0000-01-01", None),  # DuckDB alone would read 1 BC
+        (None, "01/02/2025", None),
+        ("%d/%m/%Y", "01/02/2025", dt.date(2025, 2, 1)),
+        ("%d/%m/%Y", "1/2/2025", dt.date(2025, 2, 1)),
+        ("%d/%m/%Y", "31/02/2025", None),
+        ("%d/%m/%Y", "2025-10-31", None),
+        ("%d/%m/%Y", "01/02/0000", None),
+        ("%Y%m%d", "20251031", dt.date(2025, 10, 31)),
+        ("%m/%d/%Y", "10/31/2025", dt.date(2025, 10, 31)),
+    ],
+)
+def test_the_date_macro_on_duckdb(tmp_path, monkeypatch, fmt, text, expected):
+    from sales_forecast import sqlrender
+
+    (tmp_path / "_macros.sql").write_text((SQL_DIR / "_macros.sql").read_text())
+    (tmp_path / "probe.sql").write_text(
+        '{% import "_macros.sql" as m %}SELECT {{ m.date_value(text | lit, fmt) }} AS v'
+    )
+    monkeypatch.setattr(sqlrender, "SQL_DIR", tmp_path)
+    sql = render_sql("probe", load_contract("retail"), TableNames("sf"), {"text": text, "fmt": fmt})
+    (statement,) = to_duckdb(sql)
+    assert duckdb.connect().execute(statement).fetchone()[0] == expected
+
+
 def test_validate_types_integers_by_the_shared_pattern():
     contract = parse_contract(
         {

@@ -17,7 +17,7 @@ __all__ = ["RUNNERS", "GcpConfig", "how_to_set", "resolve_config"]
 
 RUNNERS = ("vertex", "cloud_run")
 # Settings that are whole numbers of at least 1.
-_POSITIVE_INTS = ("deploy_min_replicas", "deploy_max_replicas")
+_POSITIVE_INTS = ("deploy_min_replicas", "deploy_max_replicas", "train_boot_disk_size_gb")
 # Required for every task; the serving image only where it is used (register).
 _REQUIRED = ("project", "region", "bucket", "bq_dataset", "bq_location", "trainer_image")
 
@@ -35,6 +35,8 @@ class GcpConfig:
     serving_image: str
     service_account: str
     train_machine_type: str
+    train_boot_disk_type: str
+    train_boot_disk_size_gb: int
     deploy_machine_type: str
     deploy_min_replicas: int
     deploy_max_replicas: int

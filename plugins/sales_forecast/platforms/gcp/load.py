@@ -25,11 +25,11 @@ from airflow.providers.google.cloud.transfers.gcs_to_bigquery import GCSToBigQue
 
 from sales_forecast import steps
 from sales_forecast.config import Settings
-from sales_forecast.errors import DataError
+from sales_forecast.errors import ConfigError, DataError
 from sales_forecast.platforms.base import StagingLoad
 from sales_forecast.platforms.gcp.run import GcpRun, RunResolvingMixin
 from sales_forecast.platforms.gcp.storage import GcsStore, split_gs_uri
-from sf_contract.schema import Contract
+from sf_contract.schema import Contract, ContractError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -78,12 +78,20 @@ def number_csv(
     Records whose field count is wrong (or that are not UTF-8) are returned in ``malformed``
     with a reason instead of being written, like the local loader's rejects table.
     ``src`` must be opened with ``newline=""`` and ``errors="replace"``.
+
+    ``header`` is the file's own (trimmed) header, already checked against the contract; a
+    column the contract reads from another header name (``Units Sold`` for ``sales``) is
+    written under its contract name, so the load job and the SQL only see contract names.
     """
     # strict: a stray quote is an error for that record, not a silent merge of the lines.
     reader = csv.reader(src, strict=True)
     writer = csv.writer(dst, lineterminator="\n")
     columns = contract.column_names
-    order = [list(header).index(c) for c in columns]
+    position = {name: i for i, name in enumerate(header)}
+    missing = [c.label for c in contract.columns if c.csv_header not in position]
+    if missing:
+        raise DataError(f"{source_uri}: line 1 (header): missing columns [{', '.join(missing)}]")
+    order = [position[c.csv_header] for c in contract.columns]
     writer.writerow([*SOURCE_COLUMNS, *columns])
     out = NumberedCsv()
     next(reader, None)  # the header, already checked against the contract
@@ -170,16 +178,13 @@ class GcsToStagingOperator(RunResolvingMixin, GCSToBigQueryOperator):
         store = run.platform.store
         if not isinstance(store, GcsStore):  # only for the type checker
             raise TypeError("the gcp platform's store is GCS")
-        if not store.hook.get_conn().bucket(run.cfg.bucket).exists():
-            raise AirflowFailException(
-                f"bucket gs://{run.cfg.bucket} not found: create it (docs/gcp.md) or fix the "
-                "Airflow Variable sf_gcp_bucket"
-            )
-        run.warehouse.ensure_dataset()
         try:
+            # Lists one object: the bucket role objectAdmin allows it (buckets.get it lacks).
+            store.check_bucket(run.cfg.bucket)
+            run.warehouse.ensure_dataset()
             contract, header = steps.prepare_staging(run.ctx, run.platform)
             numbered = _stage_file(store.hook, run, header, contract)
-        except DataError as exc:
+        except (DataError, ConfigError, ContractError) as exc:
             raise AirflowFailException(str(exc)) from None
         _replace_malformed(store.hook, run, numbered.malformed)
         super().execute(context)

@@ -4,11 +4,13 @@ The decision (skip unless ``enable_deploy`` and the gate passed; which files and
 steps' shared :func:`~sales_forecast.steps.registration`; this module adds what only GCP does:
 the copy to ``gs://<bucket>/models/<model_name>/<run_key>/`` with a ``manifest.json`` of sha256
 sums (the serving app checks them), and the provider's ``UploadModelOperator``.
+
+The copy never holds a model in the worker: each file is copied server-side, then its sha256
+is computed by streaming the promoted copy (the bytes the serving app will verify).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -34,22 +36,45 @@ __all__ = [
     "model_labels",
     "model_upload_body",
     "promote",
+    "served_version",
+    "serving_env",
     "sha256_manifest",
 ]
 
 log = logging.getLogger(__name__)
 
 
-def sha256_manifest(files: Mapping[str, bytes], **extra: Any) -> dict[str, Any]:
-    """``manifest.json`` of a promoted model folder: the sha256 of every file.
+def sha256_manifest(sums: Mapping[str, str], **extra: Any) -> dict[str, Any]:
+    """``manifest.json`` of a promoted model folder: the sha256 (hex) of every other file.
 
     The serving app verifies these before it loads anything from ``AIP_STORAGE_URI``.
     """
     return {
-        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
+        "files": dict(sorted(sums.items())),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **extra,
     }
+
+
+def served_version(run: GcpRun) -> str:
+    """What the serving container reports as its version (``SF_MODEL_VERSION``).
+
+    Vertex assigns the version id only when the upload completes, and a version's container
+    spec is immutable, so the id itself cannot be passed in. The run key can: it names exactly
+    one version (``execute`` registers one version per promoted folder, whose last segment it
+    is).
+    """
+    return f"run:{run.run_key}"
+
+
+def serving_env(run: GcpRun) -> list[dict[str, str]]:
+    """The serving container's environment on Vertex AI."""
+    return [
+        {"name": "SF_MODEL_NAME", "value": run.cfg.model_name},
+        {"name": "SF_MODEL_VERSION", "value": served_version(run)},
+        # promote() always writes manifest.json: a folder without one is not ours.
+        {"name": "SF_SERVING_REQUIRE_MANIFEST", "value": "true"},
+    ]
 
 
 def model_labels(run: GcpRun, **extra: str) -> dict[str, str]:
@@ -90,7 +115,7 @@ def model_upload_body(
             "predict_route": cfg.predict_route,
             "health_route": cfg.health_route,
             "ports": [{"container_port": cfg.serving_port}],
-            "env": [{"name": "SF_MODEL_NAME", "value": cfg.model_name}],
+            "env": serving_env(run),
         },
         "labels": model_labels(run),
     }
@@ -100,23 +125,32 @@ def _same_dir(a: str, b: str) -> bool:
     return a.rstrip("/") == b.rstrip("/")
 
 
-def promote(store: GcsStore, run: GcpRun) -> None:
-    """Copy the run's model folder to the promoted folder, then its manifest (last)."""
+def promote(store: GcsStore, run: GcpRun) -> dict[str, str]:
+    """Copy the run's model folder to the promoted folder, then its manifest (last).
+
+    One object at a time, server-side (``rewrite``: any size, any location); each sha256 is
+    streamed from the promoted copy. Returns the sums written to the manifest.
+    """
     gcs = store.hook
     src_bucket, src_prefix = split_gs_prefix(run.model_dir)
-    dst_bucket, dst_prefix = split_gs_prefix(run.promoted_dir)
     names = [n for n in gcs.list(src_bucket, prefix=f"{src_prefix}/") if not n.endswith("/")]
     if not names:
         raise RuntimeError(f"no model files in {run.model_dir}")
-    files: dict[str, bytes] = {}
+    sums: dict[str, str] = {}
     for name in names:
         rel = name[len(src_prefix) + 1 :]
-        data = gcs.download(bucket_name=src_bucket, object_name=name)
-        gcs.upload(bucket_name=dst_bucket, object_name=f"{dst_prefix}/{rel}", data=data)
-        files[rel] = data
-    manifest = sha256_manifest(files, run_id=run.run_id, source=run.model_dir)
+        if rel == MANIFEST_FILE:
+            # The promoted folder's manifest is written below; a copy of another would be
+            # overwritten anyway, and listing itself would make the serving app refuse it.
+            log.warning("ignoring %s/%s: register writes the manifest", run.model_dir, rel)
+            continue
+        dst = f"{run.promoted_dir}{rel}"
+        store.copy(f"gs://{src_bucket}/{name}", dst)
+        sums[rel] = store.sha256(dst)
+    manifest = sha256_manifest(sums, run_id=run.run_id, source=run.model_dir)
     store.write_text(f"{run.promoted_dir}{MANIFEST_FILE}", dumps(manifest))
-    log.info("promoted %s files to %s", len(files), run.promoted_dir)
+    log.info("promoted %s files to %s", len(sums), run.promoted_dir)
+    return sums
 
 
 class RegisterModelOperator(RunResolvingMixin, UploadModelOperator):
@@ -172,6 +206,7 @@ class RegisterModelOperator(RunResolvingMixin, UploadModelOperator):
         response = super().execute(context)
         out = self._result(run, response["model"], str(response["model_version_id"]))
         log.info("registered %s version %s at %s", out["model"], out["version"], out["uri"])
+        steps.relabel_forecasts(run.ctx, run.platform, out["version"])
         return out
 
     @staticmethod

@@ -22,7 +22,7 @@ from sales_forecast.platforms.gcp.storage import GcsStore, split_gs_uri
 from sales_forecast.platforms.gcp.warehouse import BigQueryWarehouse
 from sales_forecast.run_context import RunContext, make_run_context, render_params
 from sales_forecast.sqlrender import TableNames
-from sf_contract.schema import Contract
+from sf_contract.schema import Contract, ContractError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -226,7 +226,7 @@ class RunResolvingMixin:
 
         try:
             run = resolve_gcp_run(self.sf_settings, context, render)
-        except (DataError, ConfigError) as exc:
+        except (DataError, ConfigError, ContractError) as exc:
             raise AirflowFailException(str(exc)) from None
         context["sf"] = run  # type: ignore[typeddict-unknown-key]
         super().render_template_fields(context, jinja_env)  # type: ignore[misc]

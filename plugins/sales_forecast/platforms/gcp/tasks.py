@@ -23,7 +23,7 @@ from sales_forecast.platforms.gcp.deploy import DeployToEndpointOperator
 from sales_forecast.platforms.gcp.load import GcsToStagingOperator
 from sales_forecast.platforms.gcp.register import RegisterModelOperator
 from sales_forecast.platforms.gcp.trainer_jobs import TrainerJobOperator
-from sales_forecast.tasks import DailyTasks, step_operator
+from sales_forecast.tasks import DailyTasks, outlets, step_operator
 
 __all__ = ["gcp_daily_tasks"]
 
@@ -38,8 +38,12 @@ def gcp_daily_tasks(settings: Settings) -> DailyTasks:
         backtest_and_gate=TrainerJobOperator(
             task_id="backtest_and_gate", settings=settings, step="backtest_and_gate"
         ),
-        forecast=TrainerJobOperator(task_id="forecast", settings=settings, step="forecast"),
+        forecast=TrainerJobOperator(
+            task_id="forecast", settings=settings, step="forecast", outlets=outlets("forecast")
+        ),
         merge_history=step_operator("merge_history"),
-        register=RegisterModelOperator(task_id="register", settings=settings),
+        register=RegisterModelOperator(
+            task_id="register", settings=settings, outlets=outlets("register")
+        ),
         deploy=DeployToEndpointOperator(task_id="deploy", settings=settings),
     )

@@ -5,6 +5,9 @@ only the ``@params`` it uses. Why not one multi-statement script job: BigQuery r
 but the BigQuery emulator the tests use drops query parameters in scripts, and one job per
 statement also names the failing statement in the log. Every statement is idempotent (CREATE OR
 REPLACE, MERGE, DELETE-then-INSERT of this run's rows), so a retry simply replays them all.
+
+Scripts are rendered with the ``bigquery`` switch on (BigQuery-only clauses such as the features
+table's partitioning; the local platform leaves it off and transpiles the rest to DuckDB).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any, cast
 
 from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
+from sales_forecast.errors import ConfigError
 from sales_forecast.platforms.base import Warehouse
 from sales_forecast.sqlrender import TableNames, render_sql
 from sf_contract.schema import Contract
@@ -120,12 +124,20 @@ class BigQueryWarehouse(Warehouse):
         return f"bq://{self.table_id(table)}"
 
     def script(self, name: str, contract: Contract, render: Mapping[str, Any] | None = None) -> str:
-        """``sql/<name>.sql`` rendered for this contract and dataset (BigQuery dialect)."""
-        return render_sql(name, contract, self.tables, render)
+        """``sql/<name>.sql`` rendered for this contract and dataset (BigQuery dialect), with
+        the ``bigquery`` switch on."""
+        return render_sql(name, contract, self.tables, {"bigquery": True, **(render or {})})
 
     def run_statement(self, sql: str, **params: Any) -> None:
+        config = query_config(sql, params)
+        # The log shows exactly what BigQuery was sent: this statement and its parameters.
+        log.info(
+            "submitting query job:\n%s\nparameters: %s",
+            sql,
+            {p["name"]: p["parameterValue"] for p in config["query"].get("queryParameters", [])},
+        )
         self.hook.insert_job(
-            configuration=query_config(sql, params),
+            configuration=config,
             project_id=self.project,
             location=self.location,
         )
@@ -161,10 +173,48 @@ class BigQueryWarehouse(Warehouse):
         )
 
     def ensure_dataset(self) -> None:
-        """Create the dataset when it does not exist yet (in the configured location)."""
-        self.hook.create_empty_dataset(
-            dataset_id=self.dataset,
-            project_id=self.project,
-            location=self.location,
-            exists_ok=True,
-        )
+        """Create the dataset (in the configured location) only when it does not exist yet.
+
+        Looked up first: ``datasets.insert`` needs ``bigquery.datasets.create`` on the project
+        even when the dataset exists (``exists_ok`` only forgives a 409), so a dataset-scoped
+        ``roles/bigquery.dataEditor`` would get a 403 on every run. Permission problems are a
+        :class:`ConfigError` naming the fix: retrying cannot grant a role.
+        """
+        from google.api_core.exceptions import Forbidden, NotFound
+
+        where = f"{self.project}.{self.dataset}"
+        try:
+            found = self.hook.get_dataset(dataset_id=self.dataset, project_id=self.project)
+        except NotFound:
+            found = None
+        except Forbidden as exc:
+            raise ConfigError(
+                f"cannot read the BigQuery dataset {where} ({exc}): grant the Composer "
+                "service account roles/bigquery.dataEditor on it (bigquery.datasets.get), or fix "
+                "the Airflow Variables sf_gcp_project / sf_gcp_bq_dataset"
+            ) from None
+        if found is not None:
+            have = str(getattr(found, "location", None) or "")
+            if have and have.lower() != self.location.lower():
+                raise ConfigError(
+                    f"the BigQuery dataset {where} is in {have}, not in {self.location}: set the "
+                    f"Airflow Variable sf_gcp_bq_location to {have} (jobs run where the dataset is)"
+                )
+            return
+        log.info("BigQuery dataset %s not found: creating it in %s", where, self.location)
+        try:
+            self.hook.create_empty_dataset(
+                dataset_id=self.dataset,
+                project_id=self.project,
+                location=self.location,
+                exists_ok=True,  # another run may create it between the lookup and here
+            )
+        except Forbidden as exc:
+            raise ConfigError(
+                f"the BigQuery dataset {where} does not exist and the Composer service account "
+                f"may not create it ({exc}; creating needs bigquery.datasets.create on "
+                f"project {self.project}): create the dataset first (bq --project_id "
+                f"{self.project} mk --location {self.location} --dataset {self.project}:"
+                f"{self.dataset}) and grant roles/bigquery.dataEditor on it, or grant "
+                "roles/bigquery.dataEditor on the project (docs/gcp.md, IAM roles)"
+            ) from None

@@ -69,8 +69,9 @@ def test_every_bad_row_is_quarantined_with_its_line_and_reason(wh, retail, tmp_p
     assert set(got) == {3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15}
     assert got[3] == "sales: negative value"
     assert got[4] == 'sales: "abc" is not a valid FLOAT64'
-    assert got[5] == 'date: "2024-13-01" is not a valid DATE'
-    assert got[6] == 'date: "01/04/2024" is not a valid DATE'
+    # The reason says what a date should look like (the contract's date_format or ISO).
+    assert got[5] == 'date: "2024-13-01" is not a valid DATE (expected YYYY-MM-DD)'
+    assert got[6] == 'date: "01/04/2024" is not a valid DATE (expected YYYY-MM-DD)'
     assert got[7] == "sales: missing value"
     assert got[8] == "store_id: missing value"
     assert got[9] == 'on_promo: "maybe" is not a valid BOOL'
@@ -82,6 +83,111 @@ def test_every_bad_row_is_quarantined_with_its_line_and_reason(wh, retail, tmp_p
         "raw_record"
     ]
     assert json.loads(raw)["sales"] == "abc"  # the raw value is kept, nothing is lost
+
+
+def pos_contract(**headers: str):
+    """A point-of-sale export's contract: own header names, day-first dates, Y/N promotions."""
+    from sf_contract.schema import parse_contract
+
+    names = {
+        "date": "Date",
+        "store_id": "Store",
+        "item_id": "SKU",
+        "sales": "Units Sold",
+        "price": "Unit Price",
+        "on_promo": "Promo",
+        **headers,
+    }
+    types = {"date": "DATE", "sales": "FLOAT64", "price": "FLOAT64", "on_promo": "BOOL"}
+    roles = {"price": "known", "on_promo": "known"}
+    return parse_contract(
+        {
+            "name": "pos",
+            "date_column": "date",
+            "target": "sales",
+            "series_keys": ["store_id", "item_id"],
+            "date_format": "%d/%m/%Y",
+            "columns": [
+                {"name": n, "type": types.get(n, "STRING"), "role": roles.get(n), "header": h}
+                for n, h in names.items()
+            ],
+        }
+    )
+
+
+def test_an_export_is_loaded_under_the_contract_names_from_its_own_header(wh, tmp_path):
+    contract = pos_contract()
+    # Another column order than the contract's, the export's own names.
+    header = ["Promo", "Units Sold", "Date", "SKU", "Store", "Unit Price"]
+    path = tmp_path / "pos.csv"
+    path.write_text(
+        ",".join(header)
+        + "\nY,3,01/02/2025,A1,S01,1.5\n"
+        + "N,2,2/2/2025,A1,S01,1.5\n"
+        + "n,4,2025-02-03,A1,S01,1.5\n"  # ISO, not the contract's format
+        + "y,1,31/02/2025,A1,S01,1.5\n"  # no such day
+    )
+    wh.run_script("create_tables", contract)
+    load = wh.load_csv_to_staging(str(path), header, contract)
+    assert load.rows == 4
+    staged = wh.query(f"SELECT * FROM {wh.tables.staging} ORDER BY _source_row")
+    assert list(staged[0]) == ["_source_row", "_source_file", *contract.column_names]
+    assert staged[0] | {"_source_file": None} == {
+        "_source_row": 2,
+        "_source_file": None,
+        "date": "01/02/2025",
+        "store_id": "S01",
+        "item_id": "A1",
+        "sales": "3",
+        "price": "1.5",
+        "on_promo": "Y",
+    }
+    wh.run_script("validate", contract, cutoff=FAR)
+    wh.run_script("quarantine", contract, run_id="r1", source_file=str(path))
+    checked = wh.query(
+        f"SELECT _source_row, date, on_promo, reject_reason FROM {wh.tables.staging_checked} "
+        "ORDER BY _source_row"
+    )
+    assert [(r["date"], r["on_promo"]) for r in checked[:2]] == [
+        (date(2025, 2, 1), True),
+        (date(2025, 2, 2), False),
+    ]
+    assert reasons(wh) == {
+        4: 'date: "2025-02-03" is not a valid DATE (expected %d/%m/%Y)',
+        5: 'date: "31/02/2025" is not a valid DATE (expected %d/%m/%Y)',
+    }
+
+
+def test_header_names_that_look_like_sql_are_only_ever_data(wh, tmp_path):
+    hostile = {
+        "sales": 'Units"; DROP TABLE sf.x; --',
+        "price": "Price`) AS y, (SELECT 1",
+        "on_promo": "Promo' || '",
+    }
+    contract = pos_contract(**hostile)
+    header = contract.csv_headers
+    path = tmp_path / "pos.csv"
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerow(["01/02/2025", "S01", "A1", "3", "1.5", "Y"])
+    wh.run_script("create_tables", contract)
+    assert wh.load_csv_to_staging(str(path), header, contract).rows == 1
+    (row,) = wh.query(f"SELECT sales, price, on_promo FROM {wh.tables.staging}")
+    assert row == {"sales": "3", "price": "1.5", "on_promo": "Y"}
+
+
+def test_the_loader_refuses_a_header_the_contract_does_not_have(wh, tmp_path):
+    from sales_forecast.errors import DataError
+
+    contract = pos_contract()
+    path = tmp_path / "pos.csv"
+    header = ["Date", "Store", "SKU", "sales", "Unit Price", "Promo"]
+    path.write_text(",".join(header) + "\n01/02/2025,S01,A1,3,1.5,Y\n")
+    with pytest.raises(DataError, match=r"missing columns \['Units Sold' \(sales\)\]"):
+        wh.load_csv_to_staging(str(path), header, contract)
 
 
 def test_quarantine_is_replaced_when_the_run_is_rerun(wh, retail, tmp_path):

@@ -66,12 +66,31 @@ class FakeBigQuery:
         self.answer: Callable[[str, dict[str, Any]], list[dict[str, Any]]] = lambda sql, p: []
         self.datasets: list[dict[str, Any]] = []
         self.created: list[dict[str, Any]] = []  # BigQueryHook(...) kwargs
+        # Datasets that exist, (project, dataset) -> location; none unless a test adds one.
+        self.existing: dict[tuple[str, str], str] = {}
+        self.lookups: list[dict[str, Any]] = []  # get_dataset kwargs
+        self.errors: dict[str, Exception] = {}  # hook method name -> the error it raises
 
     def insert_job(self, **kwargs: Any) -> None:
         self.jobs.append(kwargs)
 
     def create_empty_dataset(self, **kwargs: Any) -> None:
+        if "create_empty_dataset" in self.errors:
+            raise self.errors["create_empty_dataset"]
         self.datasets.append(kwargs)
+        self.existing[(kwargs["project_id"], kwargs["dataset_id"])] = kwargs["location"]
+
+    def get_dataset(self, *, dataset_id: str, project_id: str) -> Any:
+        from google.api_core.exceptions import NotFound
+
+        self.lookups.append({"dataset_id": dataset_id, "project_id": project_id})
+        if "get_dataset" in self.errors:
+            raise self.errors["get_dataset"]
+        if (project_id, dataset_id) not in self.existing:
+            raise NotFound(f"Not found: Dataset {project_id}:{dataset_id}")
+        return SimpleNamespace(
+            dataset_id=dataset_id, location=self.existing[(project_id, dataset_id)]
+        )
 
     def table_exists(self, *, project_id: str, dataset_id: str, table_id: str) -> bool:
         # The run's staging tables exist until merge_history drops them.
@@ -140,14 +159,65 @@ def endpoints() -> Iterator[mock.MagicMock]:
 
 @pytest.fixture
 def vertex_jobs() -> Iterator[mock.MagicMock]:
+    """CustomJobHook: creates job 42; no earlier job of the run unless a test lists some."""
     hook = mock.MagicMock()
     hook.create_custom_job.return_value = SimpleNamespace(name=f"{PARENT}/customJobs/42")
     hook.extract_custom_job_id.return_value = "42"
+    hook.list_custom_jobs.return_value = []
     with mock.patch(
         "airflow.providers.google.cloud.operators.vertex_ai.custom_job.CustomJobHook",
         return_value=hook,
     ):
         yield hook
+
+
+CLOUD_RUN_HOOKS = (
+    "airflow.providers.google.cloud.hooks.cloud_run.CloudRunHook",
+    "airflow.providers.google.cloud.operators.cloud_run.CloudRunHook",
+)
+
+
+class FakeCloudRunApi:
+    """``run_v2.ExecutionsClient`` and ``TasksClient`` (the provider's hook has neither).
+
+    ``executions``: the job's executions (``run_v2.Execution``), newest first; a cancelled one
+    completes at once. ``tasks``: execution name -> its ``run_v2.Task`` list.
+    """
+
+    def __init__(self) -> None:
+        self.executions: list[Any] = []
+        self.tasks: dict[str, list[Any]] = {}
+        self.listed: list[Any] = []  # list_executions requests
+        self.cancelled: list[str] = []
+
+    def list_executions(self, request: Any = None, **kwargs: Any) -> list[Any]:
+        self.listed.append(request)
+        return list(self.executions)
+
+    def cancel_execution(self, name: str, **kwargs: Any) -> None:
+        self.cancelled.append(name)
+        for e in self.executions:
+            if e.name == name:
+                e.completion_time = {"seconds": 1_700_000_000}
+                e.cancelled_count = e.task_count
+
+    def get_execution(self, name: str, **kwargs: Any) -> Any:
+        return next(e for e in self.executions if e.name == name)
+
+    def list_tasks(self, parent: str, **kwargs: Any) -> list[Any]:
+        return list(self.tasks.get(parent, []))
+
+
+@pytest.fixture
+def cloud_run() -> Iterator[SimpleNamespace]:
+    """``hook``: the provider's CloudRunHook (a MagicMock); ``api``: :class:`FakeCloudRunApi`."""
+    hook = mock.MagicMock()
+    api = FakeCloudRunApi()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(patch_all(CLOUD_RUN_HOOKS, hook))
+        for client in ("ExecutionsClient", "TasksClient"):
+            stack.enter_context(mock.patch(f"google.cloud.run_v2.{client}", return_value=api))
+        yield SimpleNamespace(hook=hook, api=api)
 
 
 def patch_all(targets: tuple[str, ...], hook: Any) -> contextlib.ExitStack:

@@ -55,14 +55,14 @@ def test_the_check_is_real():
 def test_custom_job(run, command):
     job = job_for(run, command)
     args = [job.command, *job.args]
-    body = custom_job_body(run, job)
+    body = custom_job_body(run, job, try_number=1)
     request = aiplatform_v1.CreateCustomJobRequest(parent=PARENT, custom_job=body)
     custom_job = request.custom_job
     assert custom_job.display_name.startswith(f"sf-{command}-scheduled__2025-04-01")
     (pool,) = custom_job.job_spec.worker_pool_specs
     assert pool.machine_spec.machine_type == "n2-standard-8"
     assert pool.replica_count == 1
-    assert pool.disk_spec.boot_disk_size_gb == 100
+    assert (pool.disk_spec.boot_disk_type, pool.disk_spec.boot_disk_size_gb) == ("pd-ssd", 100)
     assert pool.container_spec.image_uri.endswith("/trainer:1.2.0")
     assert list(pool.container_spec.command) == ["python", "-m", "trainer"]
     assert list(pool.container_spec.args) == args and args[0] == command
@@ -71,6 +71,7 @@ def test_custom_job(run, command):
     assert custom_job.job_spec.service_account.startswith("sf-jobs@")
     assert custom_job.job_spec.scheduling.timeout.total_seconds() == 6 * 3600
     assert custom_job.labels["sf_task"] == command
+    assert custom_job.labels["sf_try"] == "1"
     if command == "backtest":
         assert args[-2:] == ["--champion-model-dir", CHAMPION]
     if command == "predict":
@@ -129,7 +130,7 @@ def test_cloud_run_job_and_overrides(run):
     train = job_for(run, "train")
     request = run_v2.RunJobRequest(
         name=f"{PARENT}/jobs/{run.cfg.cloud_run_job}",
-        overrides=cloud_run_overrides(run, train),
+        overrides=cloud_run_overrides(run, train, try_number=2),
     )
     (override,) = request.overrides.container_overrides
     assert override.name == "trainer" and list(override.args) == ["train", *train.args]
@@ -138,6 +139,7 @@ def test_cloud_run_job_and_overrides(run):
     assert env["AIP_MODEL_DIR"] == f"{RUN_DIR}/model/"
     assert env["AIP_CHECKPOINT_DIR"] == f"{RUN_DIR}/checkpoints/"
     assert env["CLOUD_ML_JOB_ID"].startswith("train-")
+    assert env["SF_AIRFLOW_TRY"] == "2"  # how a retry tells its own series' executions
     assert request.overrides.task_count == 1
     assert request.overrides.timeout.total_seconds() == 6 * 3600
 

@@ -122,3 +122,33 @@ def test_move_alias_releases_it_from_the_previous_version_when_refused(dag):
         version_aliases=["production"],
     )
     assert hook.add_version_aliases.call_count == 2
+
+
+def test_on_a_shared_endpoint_only_this_models_versions_are_replaced(dag, endpoints, models):
+    """Another model's deployment keeps its traffic share and stays deployed."""
+    ours = SimpleNamespace(id="old1", model=f"{PARENT}/models/777", model_version_id="1")
+    other = SimpleNamespace(id="oth1", model=f"{PARENT}/models/555", model_version_id="4")
+    shared = endpoint([ours, other])
+    shared.traffic_split = {"old1": 70, "oth1": 30}
+    endpoints.list_endpoints.return_value = [shared]
+    models.get_model.return_value = SimpleNamespace(version_id="1", artifact_uri="gs://x/")
+    task, context = deploy_context(dag, enable_deploy=True)
+    task.execute(context)
+
+    # The new version takes the share of the version it replaces, the other model keeps its.
+    assert endpoints.deploy_model.call_args.kwargs["traffic_split"] == {"oth1": 30, "0": 70}
+    undeployed = [c.kwargs["deployed_model_id"] for c in endpoints.undeploy_model.call_args_list]
+    assert undeployed == ["old1"]
+
+
+def test_traffic_split_rules():
+    from sales_forecast.platforms.gcp.deploy import same_model, traffic_split
+
+    m = f"{PARENT}/models/777"
+    assert same_model(f"{m}@3", m) and not same_model(f"{PARENT}/models/7770", m)
+    fresh = SimpleNamespace(deployed_models=[], traffic_split={})
+    assert traffic_split(fresh, m) == {"0": 100}
+    # Other models hold all the traffic: the new version gets none (and a warning).
+    other = SimpleNamespace(id="o", model=f"{PARENT}/models/5")
+    taken = SimpleNamespace(deployed_models=[other], traffic_split={"o": 100})
+    assert traffic_split(taken, m) == {"o": 100}

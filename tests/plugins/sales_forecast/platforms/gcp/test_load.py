@@ -8,6 +8,7 @@ from unittest import mock
 
 import pytest
 from sales_forecast.contract import load_contract
+from sales_forecast.errors import DataError
 from sales_forecast.platforms.gcp.load import NumberedCsv, number_csv, staging_schema_fields
 from sales_forecast.sqlrender import run_suffix
 
@@ -47,6 +48,41 @@ def test_number_csv_reorders_columns_and_keeps_line_numbers():
             "raw_line": "S01,2024-01-04,I1,5,1.5,false,false",
         },
     ]
+
+
+def test_number_csv_writes_an_exports_own_header_names_as_the_contract_names():
+    from sf_contract.schema import parse_contract
+
+    retail = load_contract("retail").to_dict()
+    headers = {"date": "Date", "sales": "Units Sold", "on_promo": "Promo"}
+    for col in retail["columns"]:
+        if col["name"] in headers:
+            col["header"] = headers[col["name"]]
+    contract = parse_contract(retail)
+    text = (
+        "Units Sold,store_id,item_id,Date,price,Promo,is_holiday,temperature\n"
+        "3,S01,I1,01/02/2025,1.5,Y,false,5\n"
+    )
+    out = io.StringIO()
+    result = number_csv(
+        io.StringIO(text, newline=""),
+        out,
+        header=text.splitlines()[0].split(","),
+        contract=contract,
+        source_uri="gs://b/pos.csv",
+    )
+    lines = out.getvalue().splitlines()
+    assert result.rows == 1
+    assert lines[0] == "_source_row,_source_file," + HEADER  # contract names, contract order
+    assert lines[1] == "2,gs://b/pos.csv,01/02/2025,S01,I1,3,1.5,Y,false,5"
+    with pytest.raises(DataError, match=r"missing columns \['Date' \(date\), 'Units Sold'"):
+        number_csv(
+            io.StringIO(text, newline=""),
+            io.StringIO(),
+            header=HEADER.split(","),
+            contract=contract,
+            source_uri="gs://b/pos.csv",
+        )
 
 
 def test_number_csv_sets_aside_bad_quoting_and_invalid_text():
@@ -183,3 +219,30 @@ def test_a_missing_bucket_says_what_to_create(dag, gcs, bq):
     gcs.buckets.clear()
     with pytest.raises(AirflowFailException, match="bucket gs://acme-sf not found"):
         execute_load(dag)
+
+
+@pytest.mark.parametrize("conf", [{}, {"enable_deploy": True}, {"runner": "cloud_run"}])
+def test_the_default_params_stage_the_daily_drop_from_the_variable(dag, gcs, bq, conf):
+    """The schedule and every trigger without input_uri read sf_gcp_input_uri, rendered."""
+    gcs.buckets.add("acme-drops")
+    drop = "gs://acme-drops/drops/2025-04-01/sales.csv"  # the Variable, {{ ds }} rendered
+    gcs.put(drop, HEADER + "\n2024-01-01,S01,I1,3,1.5,false,false,5\n")
+    task = dag.get_task("load_to_staging")
+    context = render(task, conf=conf)
+    assert context["sf"].input_uri == drop
+    from airflow.providers.google.cloud.transfers.gcs_to_bigquery import GCSToBigQueryOperator
+
+    with mock.patch.object(GCSToBigQueryOperator, "execute"):
+        out = task.execute(context)
+    assert out["input_uri"] == drop and out["rows"] == 1
+
+
+def test_without_the_variable_or_a_param_the_run_says_what_to_set(monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from tests._support.gcp import load_gcp_dag, set_variables
+
+    set_variables(monkeypatch, SF_GCP_INPUT_URI=None)
+    dag = load_gcp_dag(monkeypatch)
+    with pytest.raises(AirflowFailException, match="sf_gcp_input_uri"):
+        render(dag.get_task("load_to_staging"))
