@@ -72,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
             [run_id],
         ).fetchall()
         model_version = ", ".join(f"{v} ({n} series)" for v, n in by_model)
-        n, series, first, last = con.execute(
-            f"SELECT count(*), count(DISTINCT series_id), min(date), max(date) "
-            f"FROM {ds}.daily_sales_forecasts WHERE run_id = ?",
+        n, series, first, last, origin = con.execute(
+            f"SELECT count(*), count(DISTINCT series_id), min(date), max(date), "
+            f"max(cutoff_date) FROM {ds}.daily_sales_forecasts WHERE run_id = ?",
             [run_id],
         ).fetchone()
         print(f"Warehouse: {db}")
@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             f"  daily_sales_forecasts: {n} rows = {series} series x {first}..{last}, "
             f"model {model_version}"
         )
+        # cutoff_date is the forecasts' origin: the last day of the data they start from.
+        age = (date.today() - origin).days if isinstance(origin, date) else None
+        print(f"  data ends {origin}" + (f", {age} days before today" if age else ""))
         sample = con.execute(
             f"SELECT series_id, date, round(forecast, 2), round(lower_80, 2), round(upper_80, 2) "
             f"FROM {ds}.daily_sales_forecasts WHERE run_id = ? ORDER BY series_id, date LIMIT 5",

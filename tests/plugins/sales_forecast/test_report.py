@@ -39,6 +39,7 @@ def test_the_report_shows_models_a_series_rejects_and_exports(warehouse, tmp_pat
     assert "model 3 (1 series), seasonal_naive (1 series)" in text
     assert "series S01|I001" in text and "2025-04-01  3" in text
     assert "in.csv line 7: sales: negative value" in text
+    assert "data ends 2025-03-31, " in text and "days before today" in text
     assert out_csv.read_text().splitlines()[0].startswith("run_id,model_version,cutoff_date")
 
 
