@@ -139,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         gate = json.loads(gates[-1].read_text())
         print(
             f"Gate ({gate.get('metric')}): {'PASSED' if gate.get('passed') else 'FAILED'}: "
-            f"challenger {gate.get('challenger')}, seasonal naive {gate.get('baseline')}, "
-            f"production {gate.get('champion')}"
+            f"challenger {_round(gate.get('challenger'))}, "
+            f"seasonal naive {_round(gate.get('baseline'))}, "
+            f"production {_round(gate.get('champion'))} (lower is better)"
         )
         print(f"  {gate.get('reason')}")
     registry = LocalModelRegistry(settings.models_root, settings.model_name + suffix)
@@ -161,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
             + (f"; STALE: {stale}" if stale else "")
         )
     return 0
+
+
+def _round(value: object) -> object:
+    return round(value, 3) if isinstance(value, float) else value
 
 
 def _contract_name(dataset: str) -> str:
