@@ -6,8 +6,8 @@
 # entrypoint as a subprocess, exactly as it does on a laptop. (Composer gets only
 # requirements-composer.txt: on GCP the trainer runs in its own image.)
 #
-#   docker build -f docker/airflow.Dockerfile -t sales-forecast-airflow:3.3.2 .
-ARG AIRFLOW_VERSION=3.3.2
+#   docker build -f docker/airflow.Dockerfile -t sales-forecast-airflow:3.3.1 .
+ARG AIRFLOW_VERSION=3.3.1
 ARG PYTHON_VERSION=3.11
 FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}
 
