@@ -48,7 +48,7 @@ test: setup ## The full suite: lint, type check, then every test (installs the e
 	@$(ACTIVATE) && ruff check . && ruff format --check . && python -m mypy
 	@$(ACTIVATE) && python -m pytest -q
 
-test-unit: setup ## The fast lane (~2 min): every test but the end-to-end, real-Airflow, emulator and image ones
+test-unit: setup ## The fast lane (~3 min): every test but the end-to-end, real-Airflow, emulator and image ones
 	@$(ACTIVATE) && python -m pytest -q -m "not ($(SLOW_MARKERS))"
 
 lint: setup ## ruff lint + format check + type check
