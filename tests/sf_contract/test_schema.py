@@ -14,6 +14,7 @@ from sales_forecast.contract import BUILTIN_CONTRACTS, load_contract
 
 from sf_contract.constants import RESERVED_COLUMNS
 from sf_contract.schema import Column, Contract, ContractError, parse_contract
+from tests._support.contracts import pos_contract_doc
 
 
 def minimal() -> dict:
@@ -386,21 +387,7 @@ def test_parsing_does_not_change_its_input():
 
 def pos_export() -> dict:
     """A point-of-sale export as it comes: its own header names and day-first dates."""
-    return {
-        "name": "pos",
-        "date_column": "date",
-        "target": "sales",
-        "series_keys": ["store_id", "item_id"],
-        "date_format": "%d/%m/%Y",
-        "columns": [
-            {"name": "date", "type": "DATE", "header": "Date"},
-            {"name": "store_id", "type": "STRING", "header": "Store"},
-            {"name": "item_id", "type": "STRING", "header": "SKU"},
-            {"name": "sales", "type": "FLOAT64", "header": " Units Sold "},
-            {"name": "price", "type": "FLOAT64", "role": "known", "header": "Unit Price"},
-            {"name": "on_promo", "type": "BOOL", "role": "known", "header": "Promo"},
-        ],
-    }
+    return pos_contract_doc(sales=" Units Sold ")  # the header is trimmed
 
 
 def test_a_column_may_name_its_header_in_the_file():

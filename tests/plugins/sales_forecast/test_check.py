@@ -15,25 +15,10 @@ import yaml
 from sales_forecast import config
 from sales_forecast.check import main, reason_group
 
+from tests._support.contracts import POS_HEADER, pos_contract_doc
+
 REPO = Path(__file__).resolve().parents[3]
-POS_HEADER = "Date,Store,SKU,Units Sold,Unit Price,Promo"
-POS_CONTRACT = {
-    "name": "pos",
-    "description": "the till export",
-    "date_column": "date",
-    "target": "sales",
-    "series_keys": ["store_id", "item_id"],
-    "date_format": "%d/%m/%Y",
-    "columns": [
-        {"name": "date", "type": "DATE", "header": "Date"},
-        {"name": "store_id", "type": "STRING", "header": "Store"},
-        {"name": "item_id", "type": "STRING", "header": "SKU"},
-        {"name": "sales", "type": "FLOAT64", "header": "Units Sold"},
-        {"name": "price", "type": "FLOAT64", "role": "known", "header": "Unit Price"},
-        {"name": "on_promo", "type": "BOOL", "role": "known", "future_fill": "false",
-         "header": "Promo"},
-    ],
-}  # fmt: skip
+POS_CONTRACT = pos_contract_doc()
 
 
 @pytest.fixture

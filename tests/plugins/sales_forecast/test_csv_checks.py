@@ -3,6 +3,8 @@ from sales_forecast.contract import load_contract
 from sales_forecast.csv_checks import check_header, parse_csv_header
 from sales_forecast.errors import DataError
 
+from tests._support.contracts import POS_HEADER, pos_contract_doc
+
 HEADER = "date,store_id,item_id,sales,price,on_promo,is_holiday,temperature"
 
 
@@ -97,29 +99,11 @@ def test_a_very_wide_header_is_checked_quickly():
 
 # ------------------------------------------------------------------- a file's own header names
 
-POS_HEADER = "Date,Store,SKU,Units Sold,Unit Price,Promo"
-
 
 def pos_contract():
     from sf_contract.schema import parse_contract
 
-    return parse_contract(
-        {
-            "name": "pos",
-            "date_column": "date",
-            "target": "sales",
-            "series_keys": ["store_id", "item_id"],
-            "date_format": "%d/%m/%Y",
-            "columns": [
-                {"name": "date", "type": "DATE", "header": "Date"},
-                {"name": "store_id", "type": "STRING", "header": "Store"},
-                {"name": "item_id", "type": "STRING", "header": "SKU"},
-                {"name": "sales", "type": "FLOAT64", "header": "Units Sold"},
-                {"name": "price", "type": "FLOAT64", "role": "known", "header": "Unit Price"},
-                {"name": "on_promo", "type": "BOOL", "role": "known", "header": "Promo"},
-            ],
-        }
-    )
+    return parse_contract(pos_contract_doc())
 
 
 def _pos_error(first_line: str) -> str:
