@@ -7,7 +7,9 @@ Routes (``AIP_*`` variables rename the first two):
 * ``GET /health`` -- the health route: liveness ("up") by default; readiness when
   ``AIP_HEALTH_ROUTE`` is set, because Vertex AI sends traffic, and judges a deployment, by it.
 * ``GET /live`` (always 200) and ``GET /ready`` (200 with a verified model loaded, else 503).
-* ``GET /metrics`` (Prometheus), ``GET /openapi.json``, ``GET /docs``.
+* ``GET /series`` -- the series the loaded model knows, paged.
+* ``GET /metrics`` (Prometheus), ``GET /openapi.json``, ``GET /docs`` (the API reference as
+  one self-contained page: no JavaScript or styles from a CDN, so it works offline).
 
 Nothing is loaded at import: :func:`create_app` builds the app and its lifespan loads the
 model (and, in registry mode, starts following the alias). The routes are in
@@ -70,6 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "custom-container format. See docs/serving.md."
         ),
         lifespan=lifespan,
+        # Both load their JavaScript from a CDN; the router serves a self-contained /docs.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = ModelStore(settings, metrics)

@@ -15,7 +15,7 @@ Two ways to find the model:
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_DATA_ROOT", "Settings", "get_settings"]
+__all__ = ["DEFAULT_DATA_ROOT", "SERIES_ROUTE", "Settings", "get_settings"]
 
 from pathlib import Path
 from typing import Literal
@@ -29,6 +29,10 @@ from sf_contract.files import registry_index_path
 # The repository's .local folder, where `make demo` writes the registry. In the image there is
 # no repository; there AIP_STORAGE_URI is the normal mode.
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1] / ".local"
+# The series the loaded model knows, paged. Not renamed by an AIP_* variable: Vertex AI routes
+# only the predict and health routes through an Endpoint; this one is for callers of the
+# container itself (and is named by the unknown-series error).
+SERIES_ROUTE = "/series"
 
 
 def _env(name: str, field: str) -> AliasChoices:

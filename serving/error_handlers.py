@@ -42,7 +42,8 @@ def json_error(
 
 def _field_path(loc: Sequence[Any]) -> str:
     parts = list(loc)
-    if parts and parts[0] == "body":
+    # A body field is named by its path in the body, a query parameter by its name.
+    if parts and parts[0] in ("body", "query"):
         parts = parts[1:]
     out = ""
     for part in parts:

@@ -91,17 +91,38 @@ def freshness(train_end: dt.date | None, today: dt.date, max_age_days: int) -> d
     """How old a model is: days from its last training day to ``today``; stale beyond the max.
 
     ``age_days`` counts whole days (trained up to yesterday: 1). Stale is ``age > max``, the
-    same comparison the Airflow side makes against a run's cut-off.
+    same comparison the Airflow side makes against a run's cut-off. ``data_ends`` says the
+    same in words for a person reading /ready.
     """
     if train_end is None:
-        return {"train_end": None, "age_days": None, "max_age_days": max_age_days, "stale": None}
+        return {
+            "train_end": None,
+            "age_days": None,
+            "max_age_days": max_age_days,
+            "stale": None,
+            "data_ends": None,
+        }
     age = (today - train_end).days
+    stale = age > max_age_days
     return {
         "train_end": train_end.isoformat(),
         "age_days": age,
         "max_age_days": max_age_days,
-        "stale": age > max_age_days,
+        "stale": stale,
+        "data_ends": _data_ends(train_end, age, max_age_days, stale),
     }
+
+
+def _data_ends(train_end: dt.date, age: int, max_age_days: int, stale: bool) -> str:
+    def days(n: int) -> str:
+        return f"{n} day" if n == 1 else f"{n} days"
+
+    # A negative age is a clock behind the data's (or data dated ahead): say it as it is.
+    when = "today" if age == 0 else f"{days(abs(age))} {'before' if age > 0 else 'after'} today"
+    line = f"data ends {train_end.isoformat()}, {when}"
+    if stale:
+        line += f": stale (more than SF_MAX_MODEL_AGE_DAYS={max_age_days} days)"
+    return line
 
 
 @dataclass(frozen=True)

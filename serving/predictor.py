@@ -47,7 +47,7 @@ from serving.encoding import (
 )
 from serving.errors import RequestError
 from serving.requests import InstanceParser, ParsedInstance
-from serving.schemas import Parameters, PredictRequest
+from serving.schemas import Parameters, PredictRequest, range_words
 
 if TYPE_CHECKING:
     from trainer.model import Forecaster
@@ -121,6 +121,14 @@ class Predictor:
             version=version,
             train_end=self.train_end,
         )
+        # GET /series: every series' entry, sorted by id, built once (a page is a slice). The
+        # keys come first and win: a key column the contract happens to call last_date must
+        # still name its series.
+        self._series_entries: list[dict[str, Any]] = []
+        for s in sorted(range(len(self.series_ids)), key=self.series_ids.__getitem__):
+            entry = {**self.key_values[s], "series_id": self.series_ids[s]}
+            entry.setdefault("last_date", self.last_dates[s].isoformat())
+            self._series_entries.append(entry)
         self.default_levels = sorted({DEFAULT_LEVEL, *map(int, forecaster.config.levels)})
         self._slots = threading.BoundedSemaphore(max_concurrent_forecasts)
         index = {sid: s for s, sid in enumerate(self.series_ids)}
@@ -148,6 +156,26 @@ class Predictor:
             "max_horizon": self.max_horizon,
             "default_levels": self.default_levels,
             "cache": self.base is not None,
+        }
+
+    def series_page(self, offset: int, limit: int) -> dict[str, Any]:
+        """``limit`` series from ``offset`` on (GET /series); the offset's range is this
+        model's, so it is checked here (:class:`RequestError` naming ``offset``)."""
+        total = len(self._series_entries)
+        if not 0 <= offset <= total:
+            raise RequestError(
+                "offset",
+                f"{range_words(0, total)} (model version {self.version} knows {total} "
+                f"series), got {offset}",
+            )
+        end = offset + limit
+        return {
+            "model_version": self.version,
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "series": self._series_entries[offset:end],
+            "next_offset": end if end < total else None,
         }
 
     # ------------------------------------------------------------------ predict

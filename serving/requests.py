@@ -18,10 +18,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from serving.config import SERIES_ROUTE
 from serving.errors import RequestError
-from serving.schemas import Instance
+from serving.schemas import MIN_HORIZON, Instance, range_words
 from sf_contract.constants import DATE_FORMAT, DATE_PATTERN
-from sf_contract.scalars import ScalarError, key_text, parse_date, series_id
+from sf_contract.scalars import (
+    ScalarError,
+    bool_spellings,
+    key_text,
+    parse_bool,
+    parse_date,
+    series_id,
+)
 from sf_contract.schema import Contract
 
 _ONE_DAY = dt.timedelta(days=1)
@@ -106,23 +114,26 @@ class InstanceParser:
         if series is None:
             raise RequestError(where, self._unknown_series(given))
         horizon = self.max_horizon if inst.horizon is None else inst.horizon
-        if horizon > self.max_horizon:
+        if not MIN_HORIZON <= horizon <= self.max_horizon:
             raise RequestError(
                 f"{where}.horizon",
-                f"{horizon} is more than the model's trained horizon of {self.max_horizon} days",
+                f"{range_words(MIN_HORIZON, self.max_horizon)} days (the model's trained "
+                f"horizon), got {horizon}",
             )
         history, last = self._history(where, series, inst.history or [])
         future = self._future(where, inst.future or [], last, horizon)
         return ParsedInstance(i, series, horizon, future, history)
 
     def _unknown_series(self, given: dict[str, Any]) -> str:
-        # A new item or store is the usual cause: say that it is expected, and when it ends.
+        # A new item or store is the usual cause: say that it is expected, and when it ends;
+        # a typo is the other: say where the known series are listed.
         named = ", ".join(f"{k}={_short(given[k])}" for k in self.keys)
         model = "the model" if self.version is None else f"model version {self.version}"
-        trained = "" if self.train_end is None else f"trained on data up to {self.train_end}, "
+        trained = "" if self.train_end is None else f" (trained on data up to {self.train_end})"
         return (
-            f"unknown series: {named} is not in {model} ({trained}{self.n_series} series); "
-            "a new series is served after the next training run that includes it"
+            f"unknown series: {named} is not in {model}{trained}; a new series is served after "
+            f"the next training run that includes it; see GET {SERIES_ROUTE} for the "
+            f"{self.n_series} series this model knows"
         )
 
     def _history(
@@ -223,9 +234,11 @@ def _check_key(where: str, value: Any) -> None:
 def parse_value(where: str, ctype: str, value: Any) -> Any:
     """A JSON value checked against a contract type (the types read_future_csv produces).
 
-    Dates are text and follow the contract's one date rule (``sf_contract.scalars``). Other
-    values keep their JSON type: a BOOL column takes ``true``/``false``, not the text tokens
-    a CSV file uses, and a number column takes numbers, not numeric text.
+    Dates are text and follow the contract's one date rule (``sf_contract.scalars``). A BOOL
+    column takes ``true``/``false`` and whatever a CSV file may spell a boolean as
+    (``sf_contract.scalars.parse_bool``: ``"yes"``, ``"N"``, ``1`` read as its text ``"1"``,
+    ...), so a row copied from the file reads the same. Other values keep their JSON type: a
+    number column takes numbers, not numeric text.
     """
     if value is None:
         return None
@@ -247,9 +260,19 @@ def parse_value(where: str, ctype: str, value: Any) -> Any:
             return int(value)
         return float(value)
     if ctype == "BOOL":
-        if not isinstance(value, bool):
-            raise RequestError(where, f"expected true or false, got {_short(value)}")
-        return value
+        if isinstance(value, bool):
+            return value
+        # A float is refused as the CSV refuses "1.0": only text or an integer can be a token.
+        if isinstance(value, str | int):
+            try:
+                return parse_bool(str(value))
+            except ScalarError:
+                pass
+        raise RequestError(
+            where,
+            "expected true or false, or a text or number a CSV file reads as a boolean "
+            f"({bool_spellings()}), got {_short(value)}",
+        )
     if not isinstance(value, str):
         raise RequestError(where, f"expected a string, got {_short(value)}")
     return value

@@ -29,6 +29,7 @@ from sf_contract.constants import (
 __all__ = [
     "DateFormat",
     "ScalarError",
+    "bool_spellings",
     "check_key_part",
     "compile_date_format",
     "key_text",
@@ -172,14 +173,19 @@ def parse_date(text: str, fmt: str | None = None) -> dt.date:
         raise ScalarError(f"{text!r} is not a valid calendar date") from None
 
 
+def bool_spellings() -> str:
+    """The text :func:`parse_bool` reads, in words, for messages that say what is accepted."""
+    return f"{'/'.join(BOOL_TRUE)} or {'/'.join(BOOL_FALSE)}, any case"
+
+
 def parse_bool(text: str) -> bool:
-    """``true/t/1/yes/y`` or ``false/f/0/no/n``, any case."""
+    """``true/t/1/yes/y`` or ``false/f/0/no/n``, any case, trimmed."""
     low = str(text).strip().lower()
     if low in BOOL_TRUE:
         return True
     if low in BOOL_FALSE:
         return False
-    raise ScalarError(f"{text!r} is not a boolean (use true or false)")
+    raise ScalarError(f"{text!r} is not a boolean (use {bool_spellings()})")
 
 
 def parse_scalar(

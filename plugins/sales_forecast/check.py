@@ -34,6 +34,7 @@ from sales_forecast.contract import (
 from sales_forecast.csv_checks import HEADER_PROBE_BYTES, check_header, parse_csv_header
 from sales_forecast.errors import DataError
 from sales_forecast.platforms.local import DuckDBWarehouse
+from sales_forecast.sources import SourceKind, row_word, source_kind, staged_columns
 from sales_forecast.sqlrender import TableNames, render_sql
 from sf_contract.constants import DATE_FORMAT, USER_ERROR_EXIT
 from sf_contract.schema import Contract, ContractError
@@ -160,16 +161,14 @@ def check_file(
     """Run the pipeline's header check and validation on ``input_path`` in a temp warehouse."""
     result = CheckResult(contract=contract, input_path=input_path, cutoff=cutoff)
     path = Path(input_path).expanduser()
-    if not path.is_file():
-        result.failure = f"{input_path}: input file not found"
+    if path.is_dir() and not input_path.endswith("/"):
+        input_path = result.input_path = input_path + "/"  # a folder of Parquet files
+    kind = source_kind(input_path)
+    if kind is SourceKind.BIGQUERY:
+        result.failure = f"{input_path}: the check reads local files only (CSV or Parquet)"
         return result
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(HEADER_PROBE_BYTES)
-        header = parse_csv_header(head, input_path)
-        check_header(header, contract, input_path)
-    except DataError as exc:
-        result.failure = str(exc)
+    if not path.exists() or (kind is SourceKind.CSV and not path.is_file()):
+        result.failure = f"{input_path}: input file not found"
         return result
     with tempfile.TemporaryDirectory(prefix="sf-check-") as tmp:
         wh = DuckDBWarehouse(
@@ -178,8 +177,21 @@ def check_file(
             settings.duckdb_memory_limit,
             run_id=RUN_ID,
         )
-        wh.run_script("create_tables", contract)
-        wh.load_csv_to_staging(str(path), header, contract)
+        try:
+            if kind is SourceKind.CSV:
+                with open(path, "rb") as fh:
+                    head = fh.read(HEADER_PROBE_BYTES)
+                header = parse_csv_header(head, input_path)
+                check_header(header, contract, input_path)
+                wh.run_script("create_tables", contract)
+                wh.load_csv_to_staging(str(path), header, contract)
+            else:
+                typed = staged_columns(wh.describe_source(input_path), contract, input_path)
+                wh.run_script("create_tables", contract)
+                wh.load_table_to_staging(input_path, typed, contract)
+        except DataError as exc:
+            result.failure = str(exc)
+            return result
         wh.run_script("validate", contract, cutoff=cutoff)
         wh.run_script("quarantine", contract, run_id=RUN_ID, source_file=input_path)
         (counts,) = wh.query(
@@ -269,7 +281,7 @@ def _report(result: CheckResult, settings: Settings, out: TextIO) -> None:
             print(f"    {n:>7}  {reason}", file=out)
         print(f"  first {len(result.first_rejects)} quarantined rows:", file=out)
         for r in result.first_rejects:
-            print(f"    line {r['source_row']}: {r['reason']}", file=out)
+            print(f"    {row_word(result.input_path)} {r['source_row']}: {r['reason']}", file=out)
         mapped = [col for col in c.columns if col.header is not None]
         if mapped:
             print(
@@ -306,7 +318,11 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         help="a contract name (shipped or in SF_CONTRACTS_DIR) or a contract file's path "
         "(default: the default contract)",
     )
-    parser.add_argument("--input", required=True, help="the CSV file to check (a local path)")
+    parser.add_argument(
+        "--input",
+        required=True,
+        help="the file to check: a local CSV, a Parquet file or a folder of Parquet files",
+    )
     parser.add_argument(
         "--cutoff",
         default=None,

@@ -62,8 +62,13 @@ def _expected(contract: Contract) -> str:
     return "Expected columns: [" + ", ".join(c.label for c in contract.columns) + "]"
 
 
-def check_header(header: list[str], contract: Contract, uri: str) -> None:
+def check_header(
+    header: list[str], contract: Contract, uri: str, *, where: str = "line 1 (header)"
+) -> None:
     """The CSV's columns must be exactly the contract's header names (any order).
+
+    ``where`` names the header in messages: a typed source (Parquet, a BigQuery table) passes
+    its column names with ``where="columns"``.
 
     A column's header name is its ``header`` when the contract gives one (``Units Sold`` for
     ``sales``), else its name. Names are compared after trimming (``parse_csv_header``) and
@@ -71,7 +76,7 @@ def check_header(header: list[str], contract: Contract, uri: str) -> None:
     since a guess at what a column is would be worse than a clear error.
     """
     expected = _expected(contract)
-    if len(header) < 2:
+    if len(header) < 2 and where == "line 1 (header)":
         # Every contract has at least a date and a target. A line without a comma is not a
         # CSV header, and quoting it would print the first line of whatever file this is.
         raise DataError(
@@ -105,7 +110,7 @@ def check_header(header: list[str], contract: Contract, uri: str) -> None:
             )
     if problems:
         raise DataError(
-            f"{uri}: line 1 (header) does not match the {contract.name!r} contract: "
+            f"{uri}: {where} does not match the {contract.name!r} contract: "
             + "; ".join(problems)
             + f". {expected}"
         )

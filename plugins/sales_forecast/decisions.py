@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from sales_forecast.errors import DataError
+from sales_forecast.sources import row_word
 from sf_contract.constants import SEASONAL_NAIVE_VERSION
 from sf_contract.files import GateFile
 
@@ -73,7 +74,8 @@ def validation_outcome(
         "rejected": rejected_all,
         "reject_fraction": round(rejected_all / total, 6) if total else 0.0,
     }
-    where = "; ".join(f"{input_uri} line {e['source_row']}: {e['reason']}" for e in examples)
+    line = row_word(input_uri)
+    where = "; ".join(f"{input_uri} {line} {e['source_row']}: {e['reason']}" for e in examples)
     if accepted == 0:
         raise DataError(f"{input_uri}: no valid rows ({rejected_all} rejected). {where}")
     if rejected_all / total > max_reject_fraction:

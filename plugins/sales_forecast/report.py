@@ -15,6 +15,7 @@ from sales_forecast import decisions
 from sales_forecast.config import get_settings
 from sales_forecast.contract import load_contract_file
 from sales_forecast.platforms.local import LocalModelRegistry, duckdb_connect
+from sales_forecast.sources import row_word
 from sf_contract.constants import KEY_SEPARATOR
 from sf_contract.schema import ContractError, check_identifier
 
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 "WHERE run_id = ? ORDER BY source_row LIMIT ?",
                 [run_id, max(0, args.rejected)],
             ).fetchall():
-                print(f"    {src} line {line}: {reason}")
+                print(f"    {src} {row_word(str(src))} {line}: {reason}")
         feats = con.execute(
             f"SELECT count(*), count(DISTINCT series_id) FROM {ds}.daily_sales_features"
         ).fetchone()

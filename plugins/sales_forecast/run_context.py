@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from sales_forecast.config import Settings
 from sales_forecast.contract import contract_path
 from sales_forecast.errors import DataError
+from sales_forecast.sources import SourceKind, parse_bq_uri, source_kind
 from sf_contract.files import CONTRACT_FILE, GATE_FILE
 from sf_contract.scalars import ScalarError, parse_date
 from sf_contract.schema import ContractError
@@ -132,19 +133,34 @@ def check_input_uri(uri: str, settings: Settings, param: str = "input_uri") -> s
     """
     if any(ord(c) < 32 or ord(c) == 127 for c in uri):
         raise _input_error(param, uri, "contains a control character", "use a plain URI")
+    # A table is an input (input_uri) only; the future covariates file is always a CSV.
+    tables_allowed = param == "input_uri"
+    if source_kind(uri) is SourceKind.BIGQUERY:
+        if settings.platform != "gcp" or not tables_allowed:
+            where = "on the GCP platform" if tables_allowed else "as input_uri"
+            raise _input_error(
+                param, uri, "names a BigQuery table", f"BigQuery tables are read {where} only"
+            )
+        parse_bq_uri(uri)
+        return uri
     if settings.platform == "gcp":
-        allowed = "on GCP an input is a gs://<bucket>/<object> URI (no wildcards)"
+        allowed = (
+            "on GCP an input is a gs://<bucket>/<object> URI (no wildcards): a CSV, a Parquet "
+            "file, a folder of Parquet files (gs://<bucket>/<folder>/), or bq://<project>."
+            "<dataset>.<table>"
+        )
         match = _GS_URI.fullmatch(uri)
         if match is None or "::" in uri or "#" in uri:
             raise _input_error(param, uri, "is not a gs://<bucket>/<object> URI", allowed)
         if _WILDCARDS & set(match.group(2)):
             raise _input_error(param, uri, "contains a wildcard (*, ? or [)", allowed)
-        if match.group(2).endswith("/"):
+        if match.group(2).endswith("/") and not tables_allowed:
             raise _input_error(param, uri, "is a folder, not a CSV file", allowed)
         return uri
     roots = settings.allowed_input_roots
     allowed = (
-        "on the local platform an input is a local file path (or file://) under one of "
+        "on the local platform an input is a local path (or file://: a CSV, a Parquet file or "
+        "a folder of Parquet files) under one of "
         f"{', '.join(str(r) for r in roots)} (add folders with SF_INPUT_ROOTS)"
     )
     scheme = _SCHEME.match(uri)
@@ -176,7 +192,11 @@ def check_input_uri(uri: str, settings: Settings, param: str = "input_uri") -> s
             param, uri, "is outside the allowed folders (symlinks and .. resolved)", allowed
         )
     if info is not None and stat.S_ISDIR(info.st_mode):
-        raise _input_error(param, uri, "is a folder, not a CSV file", "name the CSV file in it")
+        if not tables_allowed:
+            raise _input_error(param, uri, "is a folder, not a CSV file", "name the CSV file")
+        # A folder of Parquet files: spelt with its "/", the one sign sources.source_kind
+        # reads, so every later step knows it without looking at the disk again.
+        return uri if uri.endswith("/") else uri + "/"
     if info is not None and not stat.S_ISREG(info.st_mode):
         raise _input_error(param, uri, "is not a regular file", "name a CSV file")
     return uri

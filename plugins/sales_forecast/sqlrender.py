@@ -54,7 +54,10 @@ _PROJECT_RE = re.compile(r"^([a-z][a-z0-9.-]*:)?[a-z]([a-z0-9-]*[a-z0-9])?$")
 
 # Tables that belong to one run: two overlapping runs (a `dags test` beside the scheduler, a
 # backfill, two DAGs on one dataset) each stage, check and merge their own file.
-RUN_TABLES: frozenset[str] = frozenset({"staging", "staging_checked", "staging_malformed"})
+# staging_source: a Parquet input loaded as it is, on BigQuery, before stage_table.sql.
+RUN_TABLES: frozenset[str] = frozenset(
+    {"staging", "staging_checked", "staging_malformed", "staging_source"}
+)
 
 
 def run_suffix(run_id: str) -> str:
@@ -78,6 +81,7 @@ class TableNames:
     prefix: str  # "project.dataset" on BigQuery, "dataset" in DuckDB
     run_id: str | None = None
     staging: str = field(init=False)
+    staging_source: str = field(init=False)
     staging_malformed: str = field(init=False)
     staging_checked: str = field(init=False)
     rejected_rows: str = field(init=False)

@@ -19,8 +19,9 @@ from sales_forecast.config import Settings
 from sales_forecast.contract import load_contract
 from sales_forecast.csv_checks import HEADER_PROBE_BYTES, check_header, parse_csv_header
 from sales_forecast.errors import DataError, SkipStep
-from sales_forecast.platforms.base import ModelVersion, Platform, StagingLoad
+from sales_forecast.platforms.base import ModelVersion, Platform, StagingLoad, StagingLoader
 from sales_forecast.run_context import RunContext, run_key
+from sales_forecast.sources import SourceKind, StagedColumn, source_kind, staged_columns
 from sales_forecast.sqlrender import render_sql
 from sf_contract.constants import PRODUCTION_ALIAS
 from sf_contract.files import (
@@ -55,7 +56,10 @@ __all__ = [
     "plan_backtest",
     "plan_forecast",
     "plan_train",
+    "csv_header",
+    "load_source",
     "prepare_staging",
+    "typed_columns",
     "preview_job",
     "register",
     "registration",
@@ -105,24 +109,48 @@ def load_run_contract(ctx: RunContext) -> Contract:
 # ---------------------------------------------------------------- load_to_staging
 
 
-def prepare_staging(ctx: RunContext, platform: Platform) -> tuple[Contract, list[str]]:
-    """Everything before the load itself: the run's files, the header check, the tables.
-
-    Returns the contract and the file's header (its column order, which the loader needs).
-    """
+def prepare_staging(ctx: RunContext, platform: Platform) -> Contract:
+    """Everything before the load itself: the run's files, the future file's presence, the
+    tables. The source's own checks follow: :func:`csv_header` or :func:`typed_columns`."""
     contract = load_run_contract(ctx)
     write_json(platform, ctx.contract_uri, contract.to_dict())
     write_json(platform, f"{ctx.run_dir}/run.json", ctx.to_dict())
-    if not platform.store.exists(ctx.input_uri):
-        raise DataError(f"{ctx.input_uri}: input file not found")
     if ctx.future_uri and not platform.store.exists(ctx.future_uri):
         # Found out now, not after the whole training at the forecast step.
         raise DataError(f"{ctx.future_uri}: future covariates file not found")
+    platform.warehouse.run_script("create_tables", contract)
+    return contract
+
+
+def csv_header(ctx: RunContext, platform: Platform, contract: Contract) -> list[str]:
+    """The input CSV's header (its column order, which the loader needs), checked."""
+    if not platform.store.exists(ctx.input_uri):
+        raise DataError(f"{ctx.input_uri}: input file not found")
     head = platform.store.read_bytes(ctx.input_uri, limit=HEADER_PROBE_BYTES)
     header = parse_csv_header(head, ctx.input_uri)
     check_header(header, contract, ctx.input_uri)
-    platform.warehouse.run_script("create_tables", contract)
-    return contract, header
+    return header
+
+
+def typed_columns(ctx: RunContext, loader: StagingLoader, contract: Contract) -> list[StagedColumn]:
+    """A typed source's columns (Parquet, a BigQuery table) mapped onto the contract, checked
+    as a CSV header is."""
+    return staged_columns(
+        loader.describe_source(ctx.input_uri),
+        contract,
+        ctx.input_uri,
+        identifiers_only=loader.source_names_must_be_identifiers,
+    )
+
+
+def load_source(ctx: RunContext, platform: Platform, loader: StagingLoader) -> StagingLoad:
+    """Prepare, check and load whatever kind of input the run names."""
+    contract = prepare_staging(ctx, platform)
+    if source_kind(ctx.input_uri) is SourceKind.CSV:
+        header = csv_header(ctx, platform, contract)
+        return loader.load_csv_to_staging(ctx.input_uri, header, contract)
+    staged = typed_columns(ctx, loader, contract)
+    return loader.load_table_to_staging(ctx.input_uri, staged, contract)
 
 
 def staging_summary(ctx: RunContext, load: StagingLoad) -> dict[str, Any]:
@@ -142,11 +170,9 @@ def staging_summary(ctx: RunContext, load: StagingLoad) -> dict[str, Any]:
 
 
 def load_to_staging(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
-    contract, header = prepare_staging(ctx, platform)
     if platform.loader is None:
         raise RuntimeError("this platform loads staging with an operator")
-    load = platform.loader.load_csv_to_staging(ctx.input_uri, header, contract)
-    return staging_summary(ctx, load)
+    return staging_summary(ctx, load_source(ctx, platform, platform.loader))
 
 
 # ---------------------------------------------------------------- validate, build_features

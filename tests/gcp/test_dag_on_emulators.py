@@ -90,7 +90,7 @@ def daily_file(gcs_client):
 
 
 @pytest.fixture(scope="module")
-def results(daily_file, gcs_client, run_gcp_dag):
+def results(daily_file, gcs_client, bq_client, run_gcp_dag):
     """Three runs in one dag.test() process, each on a dataset of its own."""
     bucket(gcs_client, "sf-runs")  # the one thing the DAG expects to exist (docs/gcp.md)
     too_many = [HEADER.replace("store_id,date", "date,store_id")]
@@ -106,7 +106,8 @@ def results(daily_file, gcs_client, run_gcp_dag):
             "2025-01-01,S01,I001,1,1.0,false,false,5",
         ],
     )
-    daily, bad, header = run_gcp_dag(
+    source_table(bq_client)
+    daily, bad, header, table = run_gcp_dag(
         [
             # {{ ds }} in the input param is rendered at run time, as for a daily drop folder.
             {
@@ -130,9 +131,43 @@ def results(daily_file, gcs_client, run_gcp_dag):
                 "conf": {"input_uri": "gs://sf-drops/header/sales.csv"},
                 "variables": variables("header"),
             },
+            {
+                "task_ids": FIRST_TASKS,
+                "logical_date": LOGICAL_DATE,
+                "conf": {"input_uri": f"bq://{SOURCE_TABLE}"},
+                "variables": variables("fromtable"),
+            },
         ]
     )
-    return {"daily": daily, "bad": bad, "header": header}
+    return {"daily": daily, "bad": bad, "header": header, "table": table}
+
+
+SOURCE_TABLE = "test-project.src.daily_sales"
+
+
+def source_table(bq_client) -> None:
+    """A typed BigQuery table as a warehouse would hold the sales: 12 rows, one of them bad."""
+    from google.cloud import bigquery
+
+    bq_client.create_dataset("test-project.src", exists_ok=True)
+    schema = [
+        bigquery.SchemaField("store_id", "STRING"),
+        bigquery.SchemaField("date", "DATE"),
+        bigquery.SchemaField("item_id", "STRING"),
+        bigquery.SchemaField("sales", "FLOAT64"),
+        bigquery.SchemaField("price", "FLOAT64"),
+        bigquery.SchemaField("on_promo", "BOOL"),
+        bigquery.SchemaField("is_holiday", "BOOL"),
+        bigquery.SchemaField("temperature", "FLOAT64"),
+    ]
+    bq_client.delete_table(SOURCE_TABLE, not_found_ok=True)
+    bq_client.create_table(bigquery.Table(SOURCE_TABLE, schema=schema))
+    values = [
+        f"('S01', DATE '2025-01-{d:02d}', 'I001', {-1.0 if d == 7 else float(d)}, 2.5, "
+        f"{'TRUE' if d % 3 == 0 else 'FALSE'}, FALSE, 6.5)"
+        for d in range(1, 13)
+    ]
+    bq_client.query(f"INSERT INTO `{SOURCE_TABLE}` VALUES {', '.join(values)}").result()
 
 
 @pytest.fixture(scope="module")
@@ -286,3 +321,21 @@ def test_header_that_does_not_match_the_contract_fails_the_load(results):
         result.output
     )
     assert "missing columns ['temperature']; unknown columns ['temp']" in result.output
+
+
+def test_a_bigquery_table_is_validated_like_a_csv(results, bq_client):
+    """bq://project.dataset.table: typed columns made text by stage_table.sql, then the same
+    validation and quarantine (a negative sale is rejected with its reason)."""
+    result = results["table"]
+    assert result.states == {t: "success" for t in FIRST_TASKS}, result.output[-5000:]
+    assert f"loaded 12 rows from bq://{SOURCE_TABLE} into" in result.output
+    assert "validation: {'rows': 12, 'accepted': 11, 'rejected': 1," in result.output
+    assert f"bq://{SOURCE_TABLE} row " in result.output and "sales: negative value" in (
+        result.output
+    )
+    feats = rows(
+        bq_client,
+        "SELECT COUNT(*) AS n, MIN(date) AS first, MAX(date) AS last "
+        "FROM `test-project.fromtable.daily_sales_features`",
+    )
+    assert feats == [{"n": 12, "first": date(2025, 1, 1), "last": date(2025, 1, 12)}]

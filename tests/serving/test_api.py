@@ -132,8 +132,9 @@ def test_history_not_newer_than_the_model_is_ignored(served: Any) -> None:
     ("instance", "field", "words"),
     [
         ({"store_id": "S9", "item_id": "A"}, "instances[0]", "unknown series"),
-        ({**S1A, "horizon": 8}, "instances[0].horizon", "trained horizon of 7"),
-        ({**S1A, "horizon": 0}, "instances[0].horizon", "greater than or equal to 1"),
+        ({**S1A, "horizon": 8}, "instances[0].horizon", "must be 1..7 days (the model's"),
+        ({**S1A, "horizon": 0}, "instances[0].horizon", "must be 1..7 days (the model's"),
+        ({**S1A, "horizon": -3}, "instances[0].horizon", "must be 1..7 days"),
         ({**S1A, "horizon": "7"}, "instances[0].horizon", "valid integer"),
         ({**S1A, "horizon": 2.5}, "instances[0].horizon", "valid integer"),
         ({"store_id": "S1"}, "instances[0].item_id", "required"),
@@ -155,9 +156,14 @@ def test_history_not_newer_than_the_model_is_ignored(served: Any) -> None:
             "expected a number",
         ),
         (
-            {**S1A, "future": [{"date": "2024-07-01", "on_promo": 1}]},
+            {**S1A, "future": [{"date": "2024-07-01", "on_promo": 2}]},
             "instances[0].future[0].on_promo",
-            "true or false",
+            "true/t/1/yes/y or false/f/0/no/n, any case",
+        ),
+        (
+            {**S1A, "history": [{"date": "2024-07-01", "sales": 1, "on_promo": "maybe"}]},
+            "instances[0].history[0].on_promo",
+            "true/t/1/yes/y or false/f/0/no/n, any case",
         ),
         (
             {**S1A, "future": [{"date": "2024-07-01", "price": {"x": 1}}]},
@@ -223,6 +229,22 @@ def test_bad_instances_name_the_field(
 ) -> None:
     message = _error(_predict(served, instance), 422, field)
     assert words in message
+
+
+@pytest.mark.parametrize(
+    ("parameters", "field", "message"),
+    [
+        ({"level": 100}, "parameters.level", "must be 1..99, got 100"),
+        ({"level": 0}, "parameters.level", "must be 1..99, got 0"),
+        ({"levels": [80, -5]}, "parameters.levels[1]", "must be 1..99, got -5"),
+    ],
+)
+def test_level_errors_state_the_range(
+    served: Any, parameters: dict[str, Any], field: str, message: str
+) -> None:
+    response = _predict(served, S1A, parameters=parameters)
+    assert _error(response, 422, field) == message
+    assert response.json()["error"] == f"invalid request: {field}: {message}"
 
 
 @pytest.mark.parametrize(
@@ -312,7 +334,39 @@ def test_openapi_schema(served: Any) -> None:
     predict = schema["paths"]["/predict"]["post"]
     assert {"200", "413", "422", "503"} <= set(predict["responses"])
     assert "/metrics" not in schema["paths"]
-    assert served.get("/docs").status_code == 200
+    assert "/docs" not in schema["paths"]
+    series = schema["paths"]["/series"]["get"]
+    ok = series["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/SeriesPage"}
+    assert {"422", "503"} <= set(series["responses"])
+    params = {p["name"]: p["schema"] for p in series["parameters"]}
+    limit = params["limit"]
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 1000, 100)
+    assert params["offset"]["minimum"] == 0 and params["offset"]["default"] == 0
+    page = schema["components"]["schemas"]["SeriesPage"]["properties"]
+    assert set(page) == {"model_version", "total", "offset", "limit", "series", "next_offset"}
+
+
+def test_docs_page_works_offline(served: Any) -> None:
+    """/docs needs nothing from outside the app (FastAPI's loads Swagger UI from a CDN)."""
+    import re
+
+    response = served.get("/docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "<script" not in page.lower()
+    assert not re.search(r"https?://", page), re.search(r".{40}https?://.{40}", page)
+    # Every reference is an anchor on the page or a path of the app itself.
+    refs = re.findall(r"""(?:href|src|action)\s*=\s*["']?([^"'\s>]+)""", page, re.IGNORECASE)
+    refs += re.findall(r"url\(([^)]*)\)", page)
+    assert refs and all(r.startswith(("#", "/")) and not r.startswith("//") for r in refs), refs
+    assert 'href="/openapi.json"' in page
+    # It documents the routes and their rules, from the schema itself.
+    for text in ("/predict", "/series", "/ready", "offset", "1..1000", "1..99", "S01"):
+        assert text in page, text
+    # ReDoc loads its script from a CDN as well: not served.
+    assert served.get("/redoc").status_code == 404
 
 
 # ---------------------------------------------------------------- series the model cannot serve
@@ -322,8 +376,9 @@ def test_a_new_series_is_a_422_that_says_why_and_when(served: Any) -> None:
     response = _predict(served, S1A, {"store_id": "S1", "item_id": "NEW"})
     message = _error(response, 422, "instances[1]")
     assert message.startswith("unknown series: store_id='S1', item_id='NEW' is not in model")
-    assert "model version 1 (trained on data up to 2024-06-30, 4 series)" in message
+    assert "model version 1 (trained on data up to 2024-06-30)" in message
     assert "served after the next training run that includes it" in message
+    assert message.endswith("see GET /series for the 4 series this model knows")
     assert message in response.json()["error"]
 
 
@@ -334,3 +389,139 @@ def test_a_key_holding_the_separator_is_a_422_on_that_field(served: Any) -> None
     # The field that holds it is named, whichever key it is.
     response = _predict(served, {"store_id": "S1", "item_id": "A|B"})
     assert "'|'" in _error(response, 422, "instances[0].item_id")
+
+
+# ---------------------------------------------------------------- the series the model knows
+
+
+def _all_series(client: Any, limit: int) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Every page from offset 0, following next_offset: (the series, each page's body)."""
+    pages, offset = [], 0
+    while offset is not None:
+        response = client.get("/series", params={"offset": offset, "limit": limit})
+        assert response.status_code == 200, response.text
+        assert response.headers["x-model-version"] == response.json()["model_version"]
+        pages.append(response.json())
+        offset = pages[-1]["next_offset"]
+    return [s for page in pages for s in page["series"]], pages
+
+
+def test_series_lists_every_series_the_model_serves_in_pages(served: Any) -> None:
+    listed, pages = _all_series(served, limit=3)
+    assert [(p["offset"], p["limit"], p["total"], p["next_offset"]) for p in pages] == [
+        (0, 3, 4, 3),
+        (3, 3, 4, None),
+    ]
+    assert listed == [
+        {"store_id": s, "item_id": i, "series_id": f"{s}|{i}", "last_date": "2024-06-30"}
+        for s, i in [("S1", "A"), ("S1", "B"), ("S2", "A"), ("S2", "C")]
+    ]
+    # What is listed is what /predict takes: the keys name the series, and its forecast
+    # starts the day after last_date.
+    keys = [{"store_id": s["store_id"], "item_id": s["item_id"]} for s in listed]
+    answer = _predict(served, *[{**k, "horizon": 1} for k in keys])
+    assert answer.status_code == 200
+    assert [p["series_id"] for p in answer.json()["predictions"]] == [
+        s["series_id"] for s in listed
+    ]
+    assert {p["forecasts"][0]["date"] for p in answer.json()["predictions"]} == {"2024-07-01"}
+    # Default page: 100 series.
+    default = served.get("/series").json()
+    assert (default["offset"], default["limit"], default["next_offset"]) == (0, 100, None)
+    assert default["series"] == listed
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ("offset=-1", "offset", "must be 0..4 (model version 1 knows 4 series), got -1"),
+        ("offset=5", "offset", "must be 0..4 (model version 1 knows 4 series), got 5"),
+        ("limit=0", "limit", "must be 1..1000, got 0"),
+        ("limit=1001", "limit", "must be 1..1000, got 1001"),
+        ("limit=ten", "limit", "valid integer"),
+    ],
+)
+def test_series_paging_errors_state_the_range(
+    served: Any, query: str, field: str, message: str
+) -> None:
+    assert message in _error(served.get(f"/series?{query}"), 422, field)
+
+
+def test_series_of_a_single_series_model(
+    registry: Any, takeaway_model: Any, client_for: Any
+) -> None:
+    registry.promote(takeaway_model)
+    client = client_for()
+    page = client.get("/series").json()
+    assert (page["total"], page["next_offset"]) == (1, None)
+    # No key columns: the one series by the id /predict answers with.
+    assert page["series"] == [{"series_id": "total", "last_date": "2024-06-30"}]
+    prediction = _predict(client, {"horizon": 1}).json()["predictions"][0]
+    assert prediction["series_id"] == "total"
+
+
+def test_series_without_a_model_is_a_503(client_for: Any) -> None:
+    response = client_for().get("/series")
+    assert response.status_code == 503
+    assert "no model to serve" in response.json()["error"]
+
+
+def test_series_follows_the_model_being_served(
+    registry: Any, model_a: Any, helpers: Any, tmp_path: Any, client_for: Any
+) -> None:
+    """A swap to a version with other series changes the listing (and its version) at once."""
+    registry.promote(model_a)
+    client = client_for()
+    assert client.get("/series").json()["total"] == 4
+    panel = helpers.make_retail_panel()
+    fewer = panel[panel["store_id"] == "S1"]
+    other = helpers.fit_and_save(
+        fewer, helpers.RETAIL_CONTRACT, helpers.small_config(), tmp_path / "s1-only"
+    )
+    registry.promote(other)
+    assert client.app.state.store.refresh() is True
+    page = client.get("/series")
+    assert page.headers["x-model-version"] == page.json()["model_version"] == "2"
+    assert [s["series_id"] for s in page.json()["series"]] == ["S1|A", "S1|B"]
+    assert "for the 2 series this model knows" in _error(
+        _predict(client, {"store_id": "S2", "item_id": "A"}), 422, "instances[0]"
+    )
+
+
+# ---------------------------------------------------------------- booleans as the CSV spells them
+
+
+@pytest.mark.parametrize(
+    ("spelled", "as_json"),
+    [
+        ("yes", True),
+        (" Y ", True),
+        ("TRUE", True),
+        (1, True),
+        ("n", False),
+        ("0", False),
+        (0, False),
+    ],
+)
+def test_a_bool_spelled_as_in_the_csv_reaches_the_model_as_the_boolean(
+    served: Any, monkeypatch: Any, spelled: Any, as_json: bool
+) -> None:
+    predictor = served.app.state.store.current.predictor
+    seen: list[Any] = []
+    original = predictor.forecaster.forecast
+
+    def spy(horizon: int, **kwargs: Any) -> Any:
+        seen.append(kwargs["future_df"]["on_promo"].tolist())
+        return original(horizon, **kwargs)
+
+    monkeypatch.setattr(predictor.forecaster, "forecast", spy)
+
+    def forecasts(value: Any) -> Any:
+        future = [{"date": "2024-07-01", "on_promo": value, "price": 2.0}]
+        response = _predict(served, {**S1A, "horizon": 2, "future": future})
+        assert response.status_code == 200, response.text
+        return response.json()["predictions"][0]["forecasts"]
+
+    assert forecasts(spelled) == forecasts(as_json)
+    assert seen == [[as_json], [as_json]]
+    assert all(type(v) is bool for v in seen[0])

@@ -285,7 +285,32 @@ def test_freshness_is_stale_beyond_the_max_age(today: str, age: int, stale: bool
     from serving.model_store import freshness
 
     fresh = freshness(dt.date(2024, 6, 30), dt.date.fromisoformat(today), 14)
+    words = fresh.pop("data_ends")
     assert fresh == {"train_end": "2024-06-30", "age_days": age, "max_age_days": 14, "stale": stale}
+    assert words.startswith("data ends 2024-06-30, ")
+
+
+@pytest.mark.parametrize(
+    ("today", "words"),
+    [
+        ("2024-06-30", "data ends 2024-06-30, today"),
+        ("2024-07-01", "data ends 2024-06-30, 1 day before today"),
+        ("2024-07-14", "data ends 2024-06-30, 14 days before today"),
+        (
+            "2024-07-15",
+            "data ends 2024-06-30, 15 days before today: stale (more than "
+            "SF_MAX_MODEL_AGE_DAYS=14 days)",
+        ),
+        ("2024-06-28", "data ends 2024-06-30, 2 days after today"),
+    ],
+)
+def test_freshness_says_where_the_data_ends_in_words(today: str, words: str) -> None:
+    import datetime as dt
+
+    from serving.model_store import freshness
+
+    assert freshness(dt.date(2024, 6, 30), dt.date.fromisoformat(today), 14)["data_ends"] == words
+    assert freshness(None, dt.date.fromisoformat(today), 14)["data_ends"] is None
 
 
 def _today(monkeypatch: Any, day: str) -> None:
@@ -317,6 +342,7 @@ def test_ready_reports_the_models_age_and_logs_once_when_stale(
     model = ready.json()["model"]
     assert (model["train_end"], model["train_end_source"]) == ("2024-06-28", "metadata.json")
     assert (model["age_days"], model["max_age_days"], model["stale"]) == (12, 14, False)
+    assert model["data_ends"] == "data ends 2024-06-28, 12 days before today"
     assert "is stale" not in caplog.text
     # Time passes while it serves: stale, still 200, one warning however often /ready is asked.
     _today(monkeypatch, "2024-07-20")

@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from serving.errors import RequestError
 from serving.predictor import Predictor
 from serving.schemas import PredictRequest
 from sf_contract.schema import Contract
@@ -111,3 +113,39 @@ def test_without_cache_every_instance_goes_to_the_forecaster_once_per_horizon() 
         (2, ("7", "8")),
         (3, ("7",)),
     ]
+
+
+class UnsortedStub(StubForecaster):
+    """The same series, held in the other order: the listing must not depend on it."""
+
+    @property
+    def series(self) -> pd.DataFrame:
+        return super().series.iloc[::-1].reset_index(drop=True)
+
+
+def test_series_pages_are_sorted_by_id_with_keys_and_last_days() -> None:
+    predictor = Predictor(UnsortedStub(), version="v")
+    seven = {"store": 7, "series_id": "7", "last_date": "2024-06-30"}
+    eight = {"store": 8, "series_id": "8", "last_date": "2024-06-29"}
+    assert predictor.series_page(0, 1) == {
+        "model_version": "v",
+        "total": 2,
+        "offset": 0,
+        "limit": 1,
+        "series": [seven],  # the INT64 key as a number, as /predict echoes it
+        "next_offset": 1,
+    }
+    assert predictor.series_page(1, 1)["series"] == [eight]
+    assert predictor.series_page(1, 1)["next_offset"] is None
+    assert predictor.series_page(0, 10)["series"] == [seven, eight]
+    # The end itself is a valid (empty) page.
+    assert predictor.series_page(2, 10)["series"] == []
+
+
+@pytest.mark.parametrize("offset", [-1, 3, 10**20])
+def test_a_series_offset_outside_the_model_states_its_range(offset: int) -> None:
+    predictor = Predictor(StubForecaster(), version="v")
+    with pytest.raises(RequestError) as err:
+        predictor.series_page(offset, 10)
+    assert err.value.field == "offset" and err.value.status == 422
+    assert err.value.message == f"must be 0..2 (model version v knows 2 series), got {offset}"

@@ -10,6 +10,8 @@ import pytest
 from serving.errors import RequestError
 from serving.requests import InstanceParser, parse_value
 from serving.schemas import Instance
+from sf_contract.constants import BOOL_FALSE, BOOL_TRUE
+from sf_contract.scalars import bool_spellings
 from sf_contract.schema import parse_contract
 
 CONTRACT = parse_contract(
@@ -61,8 +63,6 @@ def test_an_impossible_date_is_named_as_such() -> None:
 @pytest.mark.parametrize(
     ("ctype", "value", "words"),
     [
-        ("BOOL", "true", "true or false"),  # JSON booleans, not the CSV text tokens
-        ("BOOL", 1, "true or false"),
         ("INT64", 2.5, "expected an integer"),
         ("FLOAT64", "1.5", "expected a number"),
         ("FLOAT64", True, "expected a number"),
@@ -73,6 +73,47 @@ def test_values_keep_their_json_type(ctype: str, value: Any, words: str) -> None
     with pytest.raises(RequestError) as err:
         parse_value("f", ctype, value)
     assert words in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        (False, False),
+        *[(t, True) for t in BOOL_TRUE],
+        *[(t, False) for t in BOOL_FALSE],
+        *[(t.upper(), True) for t in BOOL_TRUE],
+        (" Yes\t", True),
+        (" n ", False),
+        (1, True),  # a number reads as its text, as "1" in a CSV file
+        (0, False),
+    ],
+)
+def test_a_bool_takes_json_booleans_and_the_csv_spellings(value: Any, expected: bool) -> None:
+    assert parse_value("f", "BOOL", value) is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", "", "on", "2", 2, -1, 1.0, 0.0, 0.5])
+def test_any_other_bool_value_lists_the_accepted_spellings(value: Any) -> None:
+    with pytest.raises(RequestError) as err:
+        parse_value("f", "BOOL", value)
+    assert err.value.message == (
+        "expected true or false, or a text or number a CSV file reads as a boolean "
+        f"({bool_spellings()}), got {value!r}"
+    )
+
+
+@pytest.mark.parametrize("horizon", [0, -1, 4])
+def test_a_horizon_out_of_range_states_the_range(horizon: int) -> None:
+    with pytest.raises(RequestError) as err:
+        _parse({"store": 7, "horizon": horizon})
+    assert err.value.field == "instances[0].horizon"
+    assert err.value.message == f"must be 1..3 days (the model's trained horizon), got {horizon}"
+
+
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_a_horizon_in_range_is_kept(horizon: int) -> None:
+    assert _parse({"store": 7, "horizon": horizon}).horizon == horizon
 
 
 def test_rows_keep_model_inputs_and_history_newer_than_the_model() -> None:
@@ -102,8 +143,8 @@ def test_an_unknown_series_names_the_model_version_and_its_training_end() -> Non
     assert err.value.field == "instances[2]" and err.value.status == 422
     assert err.value.message == (
         "unknown series: store=9 is not in model version 4 (trained on data up to "
-        "2024-06-30, 1 series); a new series is served after the next training run that "
-        "includes it"
+        "2024-06-30); a new series is served after the next training run that includes it; "
+        "see GET /series for the 1 series this model knows"
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 from sf_contract.constants import BOOL_FALSE, BOOL_TRUE, KEY_SEPARATOR, SINGLE_SERIES_ID
 from sf_contract.scalars import (
     ScalarError,
+    bool_spellings,
     check_key_part,
     key_text,
     parse_bool,
@@ -74,6 +75,20 @@ def test_parse_bool_rejects_other_text(text):
         parse_bool(text)
 
 
+def test_bool_spellings_name_every_token_parse_bool_reads():
+    """The words a message uses are the tokens themselves, so they cannot drift apart."""
+    words = bool_spellings()
+    listed_true, _, rest = words.partition(" or ")
+    listed_false = rest.partition(",")[0]
+    assert listed_true.split("/") == list(BOOL_TRUE)
+    assert listed_false.split("/") == list(BOOL_FALSE)
+    assert all(parse_bool(t) is True for t in listed_true.split("/"))
+    assert all(parse_bool(t) is False for t in listed_false.split("/"))
+    with pytest.raises(ScalarError) as err:
+        parse_bool("maybe")
+    assert words in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("text", "ctype", "expected"),
     [
@@ -137,7 +152,7 @@ def test_parse_scalar_names_where_the_value_came_from():
         parse_scalar("maybe", "BOOL", where="future.csv line 3, column on_promo")
     assert str(err.value) == (
         "future.csv line 3, column on_promo: cannot parse 'maybe' as BOOL "
-        "('maybe' is not a boolean (use true or false))"
+        "('maybe' is not a boolean (use true/t/1/yes/y or false/f/0/no/n, any case))"
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sales_forecast.sources import SourceColumn, StagedColumn
 from sales_forecast.sqlrender import TableNames
 from sf_contract.schema import Contract
 
@@ -60,11 +61,29 @@ class ObjectStore(ABC):
 
 
 class StagingLoader(ABC):
+    # Whether a typed source's column names must be plain identifiers: true where the SQL
+    # names them (BigQuery); the local loader renames the columns by position instead.
+    source_names_must_be_identifiers: bool = False
+
     @abstractmethod
     def load_csv_to_staging(
         self, uri: str, header: Sequence[str], contract: Contract
     ) -> StagingLoad:
         """Replace the staging table with the CSV at ``uri``, every column as STRING."""
+
+    @abstractmethod
+    def describe_source(self, uri: str) -> list[SourceColumn]:
+        """A typed source's columns (a Parquet file or folder, a BigQuery table), in order.
+
+        A DataError when it does not exist or cannot be read as that kind of source.
+        """
+
+    @abstractmethod
+    def load_table_to_staging(
+        self, uri: str, staged: Sequence[StagedColumn], contract: Contract
+    ) -> StagingLoad:
+        """Replace the staging table with a typed source's rows, every column as STRING
+        (``sql/stage_table.sql``: the rule of how a typed value becomes text is written once)."""
 
 
 class Warehouse(ABC):

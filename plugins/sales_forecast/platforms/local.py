@@ -30,6 +30,13 @@ from sales_forecast.platforms.base import (
     StagingLoader,
     Warehouse,
 )
+from sales_forecast.sources import (
+    PARQUET_SUFFIXES,
+    SourceColumn,
+    SourceKind,
+    StagedColumn,
+    source_kind,
+)
 from sales_forecast.sqlrender import TableNames, render_sql, to_duckdb
 from sf_contract.constants import PRODUCTION_ALIAS, USER_ERROR_EXIT
 from sf_contract.files import (
@@ -120,6 +127,45 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def duckdb_errors() -> tuple[type[Exception], ...]:
+    """What DuckDB raises for a file it cannot read (IO, a bad Parquet footer, a mismatch)."""
+    import duckdb
+
+    return (
+        duckdb.IOException,
+        duckdb.InvalidInputException,
+        duckdb.BinderException,
+        duckdb.ConversionException,
+        duckdb.NotImplementedException,
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+def parquet_files(uri: str) -> list[str]:
+    """The Parquet files a local input names: the file itself, or a folder's (recursively,
+    in name order); a DataError when there are none."""
+    if source_kind(uri) is not SourceKind.PARQUET:
+        raise DataError(f"{uri}: not a Parquet file or folder")
+    path = Path(uri.removeprefix("file://")).expanduser()
+    if path.is_dir():
+        files = sorted(
+            str(p)
+            for p in path.rglob("*")
+            if p.is_file() and p.name.lower().endswith(PARQUET_SUFFIXES)
+        )
+        if not files:
+            raise DataError(
+                f"{uri}: the folder holds no Parquet files (*{', *'.join(PARQUET_SUFFIXES)})"
+            )
+        return files
+    if not path.is_file():
+        raise DataError(f"{uri}: input file not found")
+    return [str(path)]
+
+
 class DuckDBWarehouse(Warehouse, StagingLoader):
     def __init__(
         self,
@@ -199,6 +245,66 @@ class DuckDBWarehouse(Warehouse, StagingLoader):
             table=f"{self.dataset}.{self.tables.name('staging')}",
             rows=int(rows),
             malformed=len(rejects),
+        )
+
+    def describe_source(self, uri: str) -> list[SourceColumn]:
+        files = parquet_files(uri)
+        with self._connect() as con:
+            try:
+                # union_by_name: a folder's files may order their columns differently; a column
+                # one file lacks is NULL there (quarantined), one it adds is an unknown column.
+                rows = con.execute(
+                    "DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)", [files]
+                ).fetchall()
+            except duckdb_errors() as exc:
+                raise DataError(f"{uri}: not readable as Parquet ({_first_line(exc)})") from None
+        return [SourceColumn(name=str(r[0]), type=str(r[1])) for r in rows]
+
+    def load_table_to_staging(
+        self, uri: str, staged: Sequence[StagedColumn], contract: Contract
+    ) -> StagingLoad:
+        files = parquet_files(uri)
+        # The source's own names (free text, "Units Sold") never reach SQL: the columns are
+        # renamed by position to the contract's names, and read_parquet's file name and row
+        # number, appended after them, get names of ours.
+        by_position = {s.position: s.name for s in staged}
+        aliases = [by_position.get(i, f"_unused_{i}") for i in range(len(by_position))]
+        # read_parquet appends file_row_number, then filename (DuckDB's order; the tests
+        # would see rows numbered wrongly if it changed).
+        alias_sql = ", ".join(_ident(a) for a in [*aliases, "_sf_row", "_sf_file"])
+        script = to_duckdb(
+            render_sql("stage_table", contract, self.tables, {"staged": staged, "bq_table": None})
+        )
+        with self._connect() as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(self.dataset)}")
+            con.execute("BEGIN")
+            try:
+                # Rows are numbered 1.. across the files in name order, and each keeps the
+                # input's URI as its source (what the quarantine and a rerun key on).
+                con.execute(
+                    f"""
+                    CREATE OR REPLACE TEMP TABLE _typed_source AS
+                    SELECT row_number() OVER (ORDER BY _sf_file, _sf_row) AS _source_row,
+                           CAST(? AS VARCHAR) AS _source_file, *
+                    FROM read_parquet(?, filename = true, file_row_number = true,
+                                      union_by_name = true)
+                         AS _src({alias_sql})
+                    """,
+                    [uri, files],
+                )
+                for stmt in script:
+                    con.execute(stmt)
+                con.execute(
+                    f"CREATE OR REPLACE TABLE {self._table('staging_malformed')} "
+                    "(source_row BIGINT, reason VARCHAR, raw_line VARCHAR)"
+                )
+                rows = con.execute(f"SELECT count(*) FROM {self._table('staging')}").fetchone()[0]
+                con.execute("COMMIT")
+            except duckdb_errors() as exc:
+                con.execute("ROLLBACK")
+                raise DataError(f"{uri}: not readable as Parquet ({_first_line(exc)})") from None
+        return StagingLoad(
+            table=f"{self.dataset}.{self.tables.name('staging')}", rows=int(rows), malformed=0
         )
 
     def run_script(

@@ -2,3 +2,4 @@
 DROP TABLE IF EXISTS {{ t.staging }};
 DROP TABLE IF EXISTS {{ t.staging_checked }};
 DROP TABLE IF EXISTS {{ t.staging_malformed }};
+DROP TABLE IF EXISTS {{ t.staging_source }};

@@ -237,16 +237,28 @@ HOSTILE_URIS = [
     ("{root}/link.csv", "outside the allowed folders"),
     ("{root}/../secret.csv", "outside the allowed folders"),
     ("{root}/folder/../../secret.csv", "outside the allowed folders"),
-    ("{root}/folder", "is a folder, not a CSV file"),
-    ("{root}/folder/", "is a folder, not a CSV file"),
     ("{root}/*.csv", "contains a wildcard"),
     ("{root}/x.csv::memory://y", "contains '::'"),
     ("{root}/x\n.csv", "contains a control character"),
 ]
 
 
-@pytest.mark.parametrize(("uri", "message"), HOSTILE_URIS)
-@pytest.mark.parametrize("param", ["input_uri", "future_uri"])
+# A folder is an input_uri (of Parquet files: test_sources.py), never a future file.
+FOLDER_URIS = [
+    ("{root}/folder", "is a folder, not a CSV file"),
+    ("{root}/folder/", "is a folder, not a CSV file"),
+]
+
+
+@pytest.mark.parametrize(
+    ("param", "uri", "message"),
+    [
+        *((p, u, m) for p in ("input_uri", "future_uri") for u, m in HOSTILE_URIS),
+        *(("future_uri", u, m) for u, m in FOLDER_URIS),
+        ("input_uri", "bq://my-project.sales.daily", "BigQuery tables are read on the GCP"),
+        ("future_uri", "bq://my-project.sales.daily", "BigQuery tables are read as input_uri"),
+    ],
+)
 def test_hostile_input_uris_are_refused_before_anything_is_read(
     settings, tmp_path, outside, param, uri, message, monkeypatch
 ):
@@ -258,5 +270,5 @@ def test_hostile_input_uris_are_refused_before_anything_is_read(
     text = str(err.value)
     assert text.startswith(f"param {param}=")
     assert "root:x:0:0" not in text  # nothing of the file is quoted
-    if "folder, not" not in message:
+    if "folder, not" not in message and "BigQuery" not in message:
         assert str(settings.data_root) in text  # names the allowed folders

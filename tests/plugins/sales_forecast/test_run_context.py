@@ -133,7 +133,6 @@ def test_inputs_under_the_data_root_or_an_extra_root_are_accepted(settings, tmp_
         ("{root}/a::b.csv", "contains '::'"),
         ("{root}/*.csv", "contains a wildcard"),
         ("{root}/x\n.csv", "contains a control character"),
-        ("{root}", "is a folder, not a CSV file"),
         ("file://{root}/%2e%2e/x.csv", "is not a plain file:///<path> URI"),
     ],
 )
@@ -145,6 +144,28 @@ def test_local_inputs_outside_the_allowed_folders_are_refused(settings, tmp_path
     assert str(settings.data_root) in str(err.value) or "folder" in message  # names the roots
     with pytest.raises(DataError, match=message):
         ctx_for(settings, tmp_path, future_uri=uri)
+
+
+def test_a_folder_is_a_parquet_input_and_never_a_future_file(settings, tmp_path):
+    folder = settings.data_root / "drops"
+    folder.mkdir(parents=True)
+    # Spelt with its "/" from here on: the sign sources.source_kind reads.
+    assert ctx_for(settings, tmp_path, str(folder)).input_uri == f"{folder}/"
+    assert ctx_for(settings, tmp_path, f"{folder}/").input_uri == f"{folder}/"
+    with pytest.raises(DataError, match="is a folder, not a CSV file"):
+        ctx_for(settings, tmp_path, future_uri=str(folder))
+
+
+def test_gcp_inputs_may_be_parquet_folders_and_bigquery_tables(settings, tmp_path):
+    gcp = settings.model_copy(update={"platform": "gcp"})
+    assert ctx_for(gcp, tmp_path, "gs://bucket/drops/").input_uri == "gs://bucket/drops/"
+    assert ctx_for(gcp, tmp_path, "bq://my-project.sales.daily").input_uri.startswith("bq://")
+    with pytest.raises(DataError, match="is a folder, not a CSV file"):
+        ctx_for(gcp, tmp_path, "gs://bucket/x.csv", future_uri="gs://bucket/drops/")
+    with pytest.raises(DataError, match="BigQuery tables are read as input_uri only"):
+        ctx_for(gcp, tmp_path, "gs://bucket/x.csv", future_uri="bq://my-project.sales.daily")
+    with pytest.raises(DataError, match="not a BigQuery table URI"):
+        ctx_for(gcp, tmp_path, "bq://my-project.sales")
 
 
 def test_a_symlink_out_of_the_root_is_refused(settings, tmp_path):
@@ -176,7 +197,6 @@ def test_a_symlink_out_of_the_root_is_refused(settings, tmp_path):
         ("gs://bucket/", "is not a gs://<bucket>/<object> URI"),
         ("gs://bucket/drops/*.csv", "contains a wildcard"),
         ("gs://bucket/drops/[ab].csv", "contains a wildcard"),
-        ("gs://bucket/drops/", "is a folder, not a CSV file"),
         ("gs://bucket/x.csv::http://x", "is not a gs://<bucket>/<object> URI"),
     ],
 )

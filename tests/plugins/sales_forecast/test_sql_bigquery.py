@@ -38,6 +38,8 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel
 from sqlglot.tokens import TokenType
 
+from tests._support.sql_inputs import script_inputs
+
 SCRIPTS = sorted(p.stem for p in SQL_DIR.glob("*.sql") if not p.name.startswith("_"))
 # The template switches (``{% set x = x | default(...) %}``) and the values the code passes.
 SWITCHES: dict[str, tuple[bool, ...]] = {"incoming": (True, False), "bigquery": (True, False)}
@@ -190,11 +192,18 @@ def test_every_rendered_statement_is_bigquery_sql(contract, script, switches):
     wh = warehouse()
     # The text the gcp platform sends; with bigquery off, the text the local platform
     # transpiles (it is written in BigQuery's dialect too).
-    sql = (
-        wh.script(script, load_contract(contract), switches)
-        if switches.get("bigquery", True)
-        else render_sql(script, load_contract(contract), wh.tables, switches)
-    )
+    c = load_contract(contract)
+    for inputs in script_inputs(script, c):
+        render = {**switches, **inputs}
+        sql = (
+            wh.script(script, c, render)
+            if switches.get("bigquery", True)
+            else render_sql(script, c, wh.tables, render)
+        )
+        _check_bigquery_script(sql)
+
+
+def _check_bigquery_script(sql: str) -> None:
     statements = split_statements_verbatim(sql)
     assert statements
     assert len(sqlglot.parse(sql, read="bigquery", error_level=ErrorLevel.RAISE)) == len(statements)

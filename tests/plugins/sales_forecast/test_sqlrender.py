@@ -20,6 +20,7 @@ from sales_forecast.sqlrender import (
 
 from sf_contract.constants import BOOL_FALSE, BOOL_TRUE, DATE_PATTERN, FLOAT_PATTERN, INT_PATTERN
 from sf_contract.schema import Column, parse_contract
+from tests._support.sql_inputs import script_inputs
 
 PLUGINS = Path(__file__).resolve().parents[3] / "plugins"
 SCRIPTS = sorted(p.stem for p in SQL_DIR.glob("*.sql") if not p.name.startswith("_"))
@@ -127,12 +128,14 @@ def test_rules_without_a_constant_have_no_literal(rule):
 @pytest.mark.parametrize("dataset", BUILTIN_CONTRACTS)
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_script_renders_and_transpiles_for_every_builtin_contract(dataset, script):
-    sql = render_sql(script, load_contract(dataset), TableNames("proj.ds"))
-    assert "{{" not in sql and "{%" not in sql
-    assert "`proj.ds." in sql
-    statements = to_duckdb(sql)
-    assert statements and all(s.strip() for s in statements)
-    assert all("`" not in s for s in statements)  # DuckDB quotes with double quotes
+    contract = load_contract(dataset)
+    for inputs in script_inputs(script, contract):
+        sql = render_sql(script, contract, TableNames("proj.ds"), inputs)
+        assert "{{" not in sql and "{%" not in sql
+        assert "`proj.ds." in sql
+        statements = to_duckdb(sql)
+        assert statements and all(s.strip() for s in statements)
+        assert all("`" not in s for s in statements)  # DuckDB quotes with double quotes
 
 
 def test_validate_uses_the_shared_boolean_and_date_tokens():
@@ -163,12 +166,14 @@ def test_a_columns_csv_header_never_reaches_the_sql():
     contract = parse_contract(data)
     assert contract.column("sales").header == HOSTILE_HEADERS["sales"]
     for script in SCRIPTS:
-        sql = render_sql(script, contract, TableNames("sf", "run1"))
+        # The local loader's rendering: a typed source renamed by position, never by header.
+        inputs = script_inputs(script, contract)[0]
+        sql = render_sql(script, contract, TableNames("sf", "run1"), inputs)
         for header in HOSTILE_HEADERS.values():
             assert header not in sql, script
         assert "DROP TABLE x" not in sql and "OR 1=1" not in sql and "Sold" not in sql
         # Rendered exactly as without headers: the SQL only ever sees names.
-        plain = render_sql(script, load_contract("retail"), TableNames("sf", "run1"))
+        plain = render_sql(script, load_contract("retail"), TableNames("sf", "run1"), inputs)
         assert sql == plain, script
 
 

@@ -52,9 +52,11 @@ def test_missing_input_file_is_a_clear_error(settings, tmp_path):
     assert str(missing) in str(err.value)
 
 
-def test_a_folder_is_not_an_input_file(settings, tmp_path):
-    with pytest.raises(DataError, match="is a folder, not a CSV file"):
-        ctx_for(settings, tmp_path, str(tmp_path))
+def test_a_folder_without_parquet_files_is_a_clear_error(settings, tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    ctx = ctx_for(settings, tmp_path, str(tmp_path))
+    with pytest.raises(DataError, match="the folder holds no Parquet files"):
+        steps.load_to_staging(ctx, build_local_platform(settings), settings)
 
 
 def test_load_writes_the_contract_the_trainer_reads(settings, tmp_path):

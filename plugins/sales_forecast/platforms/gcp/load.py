@@ -26,9 +26,17 @@ from airflow.providers.google.cloud.transfers.gcs_to_bigquery import GCSToBigQue
 from sales_forecast import steps
 from sales_forecast.config import Settings
 from sales_forecast.errors import ConfigError, DataError
-from sales_forecast.platforms.base import StagingLoad
+from sales_forecast.platforms.base import StagingLoad, StagingLoader
 from sales_forecast.platforms.gcp.run import GcpRun, RunResolvingMixin
 from sales_forecast.platforms.gcp.storage import GcsStore, split_gs_uri
+from sales_forecast.sources import (
+    PARQUET_SUFFIXES,
+    SourceColumn,
+    SourceKind,
+    StagedColumn,
+    parse_bq_uri,
+    source_kind,
+)
 from sf_contract.schema import Contract, ContractError
 
 if TYPE_CHECKING:
@@ -37,9 +45,11 @@ if TYPE_CHECKING:
 __all__ = [
     "MALFORMED_SCHEMA",
     "SOURCE_COLUMNS",
+    "BigQueryStagingLoader",
     "GcsToStagingOperator",
     "NumberedCsv",
     "number_csv",
+    "parquet_load_config",
     "staging_schema_fields",
 ]
 
@@ -182,16 +192,131 @@ class GcsToStagingOperator(RunResolvingMixin, GCSToBigQueryOperator):
             # Lists one object: the bucket role objectAdmin allows it (buckets.get it lacks).
             store.check_bucket(run.cfg.bucket)
             run.warehouse.ensure_dataset()
-            contract, header = steps.prepare_staging(run.ctx, run.platform)
-            numbered = _stage_file(store.hook, run, header, contract)
+            loader = BigQueryStagingLoader(run, self, context)
+            load = steps.load_source(run.ctx, run.platform, loader)
         except (DataError, ConfigError, ContractError) as exc:
             raise AirflowFailException(str(exc)) from None
-        _replace_malformed(store.hook, run, numbered.malformed)
-        super().execute(context)
-        load = StagingLoad(
-            table=run.table_id("staging"), rows=numbered.rows, malformed=len(numbered.malformed)
-        )
         return steps.staging_summary(run.ctx, load)
+
+
+class BigQueryStagingLoader(StagingLoader):
+    """The GCP staging loads. A CSV: the numbered copy, then the operator's own load job. A
+    typed source: a BigQuery table read by ``stage_table.sql``, or Parquet in GCS loaded as it
+    is into ``staging_source`` and read the same way.
+
+    The SQL names a typed source's columns, so they must be plain identifiers here (a view
+    can rename them); the local loader renames by position and has no such limit.
+    """
+
+    source_names_must_be_identifiers = True
+
+    def __init__(self, run: GcpRun, operator: GCSToBigQueryOperator, context: Context) -> None:
+        self.run = run
+        self.operator = operator
+        self.context = context
+
+    @property
+    def _gcs(self) -> GCSHook:
+        store = self.run.platform.store
+        if not isinstance(store, GcsStore):  # only for the type checker
+            raise TypeError("the gcp platform's store is GCS")
+        return store.hook
+
+    def load_csv_to_staging(
+        self, uri: str, header: Sequence[str], contract: Contract
+    ) -> StagingLoad:
+        numbered = _stage_file(self._gcs, self.run, list(header), contract)
+        _replace_malformed(self._gcs, self.run, numbered.malformed)
+        GCSToBigQueryOperator.execute(self.operator, self.context)
+        return StagingLoad(
+            table=self.run.table_id("staging"),
+            rows=numbered.rows,
+            malformed=len(numbered.malformed),
+        )
+
+    def _source_table(self, uri: str) -> str:
+        """The table a typed source is read from (a Parquet input is loaded first)."""
+        if source_kind(uri) is SourceKind.BIGQUERY:
+            return parse_bq_uri(uri).table_id
+        return self.run.table_id("staging_source")
+
+    def describe_source(self, uri: str) -> list[SourceColumn]:
+        from google.api_core.exceptions import BadRequest, Forbidden, NotFound
+
+        if source_kind(uri) is SourceKind.PARQUET:
+            self._load_parquet(uri)
+        table_id = self._source_table(uri)
+        client = self.run.warehouse.hook.get_client(
+            project_id=self.run.cfg.project, location=self.run.cfg.bq_location
+        )
+        try:
+            table = client.get_table(table_id)
+        except NotFound:
+            raise DataError(f"{uri}: BigQuery table {table_id} not found") from None
+        except Forbidden as exc:
+            raise ConfigError(
+                f"{uri}: cannot read BigQuery table {table_id} ({exc}): grant the Composer "
+                "service account roles/bigquery.dataViewer on it"
+            ) from None
+        except BadRequest as exc:
+            raise DataError(f"{uri}: cannot read BigQuery table {table_id} ({exc})") from None
+        return [
+            SourceColumn(name=f.name, type="ARRAY" if f.mode == "REPEATED" else str(f.field_type))
+            for f in table.schema
+        ]
+
+    def load_table_to_staging(
+        self, uri: str, staged: Sequence[StagedColumn], contract: Contract
+    ) -> StagingLoad:
+        wh = self.run.warehouse
+        wh.run_script(
+            "stage_table",
+            contract,
+            render={"staged": list(staged), "bq_table": self._source_table(uri), "source_uri": uri},
+        )
+        wh.run_statement(f"TRUNCATE TABLE `{self.run.table_id('staging_malformed')}`")
+        (row,) = wh.query(f"SELECT COUNT(*) AS n FROM `{self.run.table_id('staging')}`")
+        return StagingLoad(table=self.run.table_id("staging"), rows=int(row["n"]), malformed=0)
+
+    def _load_parquet(self, uri: str) -> None:
+        """A Parquet file, or a folder's Parquet files, into ``staging_source`` as they are."""
+        bucket, name = split_gs_uri(uri)
+        if name.endswith("/"):
+            objects = sorted(
+                o
+                for o in self._gcs.list(bucket_name=bucket, prefix=name)
+                if o.lower().endswith(PARQUET_SUFFIXES)
+            )
+            if not objects:
+                raise DataError(
+                    f"{uri}: the folder holds no Parquet files (*{', *'.join(PARQUET_SUFFIXES)})"
+                )
+            uris = [f"gs://{bucket}/{o}" for o in objects]
+        else:
+            if not self._gcs.exists(bucket_name=bucket, object_name=name):
+                raise DataError(f"{uri}: input file not found")
+            uris = [uri]
+        project, dataset, table = self.run.table_id("staging_source").split(".")
+        self.run.warehouse.hook.insert_job(
+            configuration=parquet_load_config(uris, project, dataset, table),
+            project_id=self.run.cfg.project,
+            location=self.run.cfg.bq_location,
+        )
+
+
+def parquet_load_config(uris: list[str], project: str, dataset: str, table: str) -> dict[str, Any]:
+    """The load job of a Parquet input: its own schema, replacing the run's source table."""
+    return {
+        "load": {
+            "sourceUris": uris,
+            "sourceFormat": "PARQUET",
+            "destinationTable": {"projectId": project, "datasetId": dataset, "tableId": table},
+            "writeDisposition": "WRITE_TRUNCATE",
+            "createDisposition": "CREATE_IF_NEEDED",
+            # Parquet LISTs as BigQuery arrays: still refused by name (sources.staged_columns).
+            "parquetOptions": {"enableListInference": True},
+        }
+    }
 
 
 def _stage_file(gcs: GCSHook, run: GcpRun, header: list[str], contract: Contract) -> NumberedCsv:
