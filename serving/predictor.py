@@ -94,8 +94,8 @@ class Predictor:
         self.keys: list[str] = list(contract.series_keys)
         self.date_column: str = contract.date_column
         self.target: str = contract.target
-        self.known: list[str] = [c.name for c in contract.known_columns]
-        self._panel_extra = [c.name for c in contract.known_columns + contract.static_columns]
+        self.known: list[str] = [c.name for c in contract.future_columns]
+        self._panel_extra = [c.name for c in contract.future_columns + contract.static_columns]
         self.max_horizon = int(forecaster.config.horizon)
         state = forecaster.series
         self.series_ids: list[str] = state["series_id"].astype(str).tolist()

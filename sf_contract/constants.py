@@ -12,6 +12,7 @@ __all__ = [
     "DATE_PATTERN",
     "FILL_RULES",
     "FLOAT_PATTERN",
+    "FUTURE_ROLES",
     "INT_PATTERN",
     "KEY_SEPARATOR",
     "METRICS",
@@ -26,10 +27,15 @@ __all__ = [
 
 # BigQuery's names; DuckDB gets them through sqlglot.
 COLUMN_TYPES: tuple[str, ...] = ("DATE", "STRING", "INT64", "FLOAT64", "BOOL")
-ROLES: tuple[str, ...] = ("date", "key", "target", "known", "observed", "static")
-# How a known-in-advance column is filled on days nobody supplied: the series' last value, zero,
-# false, true on Saturdays and Sundays, or a constant (``value:<x>``).
-FILL_RULES: tuple[str, ...] = ("last", "zero", "false", "weekend", "value:<x>")
+# known: known in advance (prices, promotions); forecast: observed after the day, and given
+# for the coming days as a forecast where one exists (weather); observed: after the day only.
+ROLES: tuple[str, ...] = ("date", "key", "target", "known", "forecast", "observed", "static")
+# Roles whose values a future file (or a serving request's ``future``) gives for forecast days.
+FUTURE_ROLES: tuple[str, ...] = ("known", "forecast")
+# How a known or forecast column is filled on days nobody supplied: the series' last value,
+# zero, false, true on Saturdays and Sundays, a constant (``value:<x>``), or the column's usual
+# value for that time of year (``climatology``: the default of numeric forecast columns).
+FILL_RULES: tuple[str, ...] = ("last", "zero", "false", "weekend", "value:<x>", "climatology")
 
 # Columns the pipeline adds to the contract's own; a contract may not use these names.
 # is_gap_filled: no row at all that day (target 0, read as zero sales); is_unknown: the day's

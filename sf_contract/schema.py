@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sf_contract.constants import COLUMN_TYPES, RESERVED_COLUMNS, ROLES
+from sf_contract.constants import COLUMN_TYPES, FUTURE_ROLES, RESERVED_COLUMNS, ROLES
 from sf_contract.scalars import ScalarError, compile_date_format, parse_scalar
 
 __all__ = [
@@ -33,7 +33,7 @@ IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 _NAME_RE = re.compile(IDENTIFIER_PATTERN)
 _NUMERIC = ("FLOAT64", "INT64")
 # Roles whose columns describe a series or its days, so a missing value is allowed.
-_NULLABLE_ROLES = ("known", "observed", "static")
+_NULLABLE_ROLES = ("known", "forecast", "observed", "static")
 _TOP_LEVEL = (
     "name",
     "description",
@@ -106,10 +106,11 @@ class Column:
     def fill_value(self) -> float | int | bool | object | None:
         """The constant a ``zero``/``false``/``value:<x>`` rule fills with.
 
-        ``None`` for ``last`` and ``weekend``, whose values depend on the series or the day.
+        ``None`` for ``last``, ``weekend`` and ``climatology``, whose values depend on the series
+        or the day.
         """
         rule = self.future_fill or "last"
-        if rule in ("last", "weekend"):
+        if rule in ("last", "weekend", "climatology"):
             return None
         if rule == "zero":
             return 0.0 if self.type in _NUMERIC else False
@@ -168,6 +169,16 @@ class Contract:
         return self.by_role("known")
 
     @property
+    def forecast_columns(self) -> list[Column]:
+        """Observed after the day, and given for forecast days where a forecast exists."""
+        return self.by_role("forecast")
+
+    @property
+    def future_columns(self) -> list[Column]:
+        """What a future file gives for forecast days: known and forecast columns."""
+        return self.by_role(*FUTURE_ROLES)
+
+    @property
     def observed_columns(self) -> list[Column]:
         return self.by_role("observed")
 
@@ -177,7 +188,7 @@ class Contract:
 
     @property
     def covariates(self) -> list[Column]:
-        return self.by_role("known", "observed", "static")
+        return self.by_role("known", "forecast", "observed", "static")
 
     def bigquery_schema_fields(self, all_strings: bool = False) -> list[dict[str, str]]:
         """``schema_fields`` for a BigQuery load job.
@@ -249,15 +260,26 @@ def _check_fill_text(constant: str, name: str, source: str) -> None:
 def _fill_rule(raw: object, name: str, ctype: str, role: str, source: str) -> str | None:
     if raw is None:
         # Known columns without a rule carry the series' last value forward: the least
-        # surprising choice for prices and flags that rarely change.
-        return "last" if role == "known" else None
-    if role != "known":
-        raise ContractError(f"{source}: future_fill only applies to known columns ({name!r})")
+        # surprising choice for prices and flags that rarely change. A numeric forecast
+        # column (weather) gets its usual value for the time of year instead.
+        if role == "forecast" and ctype in _NUMERIC:
+            return "climatology"
+        return "last" if role in FUTURE_ROLES else None
+    if role not in FUTURE_ROLES:
+        raise ContractError(
+            f"{source}: future_fill only applies to known and forecast columns ({name!r})"
+        )
     # YAML reads an unquoted `false` as a boolean.
     text = "false" if raw is False else str(raw)
     # The rule's name is case-insensitive; a value:<x> constant is kept as written.
     rule = f"value:{text[6:]}" if text.lower().startswith("value:") else text.lower()
     if rule == "last":
+        return rule
+    if rule == "climatology":
+        if ctype not in _NUMERIC:
+            raise ContractError(
+                f"{source}: column {name!r}: future_fill 'climatology' needs a numeric column"
+            )
         return rule
     if rule == "zero":
         if ctype not in (*_NUMERIC, "BOOL"):
@@ -285,7 +307,7 @@ def _fill_rule(raw: object, name: str, ctype: str, role: str, source: str) -> st
         return rule
     raise ContractError(
         f"{source}: column {name!r} has future_fill {_shown(text)}; "
-        "use last, zero, false, weekend or value:<x>"
+        "use last, zero, false, weekend, climatology or value:<x>"
     )
 
 

@@ -117,6 +117,16 @@ def run_backtest(
     )
     # Said once, where the scores start: the gate's reason quotes them without a definition.
     log.info("backtest: the gate compares %s", METRIC_MEANINGS.get(metric, metric))
+    # A forecast column's held-out days are its actual values: the best forecast of the
+    # weather there is. Said so that nobody takes the backtest for live accuracy.
+    perfect = [c.name for c in contract.forecast_columns]
+    if perfect:
+        log.warning(
+            "backtest: the forecast columns %s are given their actual values on the held-out "
+            "days, as a perfect forecast: live accuracy, with real forecasts of them (or their "
+            "climatology when none is given), will be lower",
+            perfect,
+        )
     # The challenger's intervals are calibrated and scored on every window as well (one more
     # fit per window, on at most interval_max_series series): the report's coverage says
     # whether its 80% / 95% intervals hold 80% / 95% of days nobody had seen.
@@ -158,6 +168,7 @@ def run_backtest(
         "step": step or horizon,
         "n_windows": len(cutoffs),
         "windows": windows,
+        "perfect_forecast_columns": perfect,
         "methods": {},
     }
     for name, frame in evals.items():

@@ -109,7 +109,7 @@ def _model_forecasts(
     levels: Sequence[int] = (),
 ) -> pd.DataFrame:
     fc = Forecaster.fit(train, contract, replace(config, horizon=h), intervals=bool(levels))
-    future_cols = ["series_id", contract.date_column, *[c.name for c in contract.known_columns]]
+    future_cols = ["series_id", contract.date_column, *[c.name for c in contract.future_columns]]
     frame = fc.predict(h, future_df=valid[future_cols], levels=list(levels))
     bounds = [f"{side}_{lv}" for lv in levels for side in ("lower", "upper")]
     return frame.rename(columns={"date": contract.date_column, "forecast": "y_hat"})[
@@ -174,7 +174,7 @@ def _artifact_forecasts(
     history = newer[newer["series_id"].isin(ids)]
     future_cols = [
         c
-        for c in ["series_id", date, *[k.name for k in contract.known_columns]]
+        for c in ["series_id", date, *[k.name for k in contract.future_columns]]
         if c in valid.columns
     ]
     future = valid.loc[valid["series_id"].isin(ids), future_cols]
@@ -188,7 +188,7 @@ def _usable_artifact(fc: Forecaster, panel: pd.DataFrame, contract: Contract, na
     """Whether the panel has what ``fc`` needs to move forward (its contract may be older)."""
     theirs = fc.contract
     needed = [theirs.target, *theirs.series_keys]
-    needed += [c.name for c in theirs.known_columns + theirs.static_columns]
+    needed += [c.name for c in theirs.future_columns + theirs.static_columns]
     missing = [c for c in needed if c not in panel.columns]
     if theirs.date_column != contract.date_column or theirs.target != contract.target or missing:
         log.warning(

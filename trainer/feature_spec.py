@@ -2,8 +2,10 @@
 
 The clean panel (contract column names) becomes the long frame mlforecast expects:
 ``unique_id, ds, y`` plus static features (series keys and static columns, categorical when
-they are strings) and dynamic features (known-in-advance columns). Observed-only columns
-(weather, ...) are left out: their values for future days do not exist when forecasting.
+they are strings) and dynamic features (known-in-advance and forecast columns: a forecast
+column, such as weather, is its observed value in history and a given forecast, or its
+climatology, on forecast days).
+Observed-only columns are left out: their values for future days do not exist when forecasting.
 Lags, rolling statistics and calendar features are computed by mlforecast from ``y`` and
 ``ds`` with the settings in :class:`trainer.config.FeatureConfig`, on a target divided by each
 series' level and weekday profile (:class:`trainer.scaling.SeasonalScaler`). Known-in-advance
@@ -36,6 +38,7 @@ from mlforecast.core import TimeSeries
 from mlforecast.lag_transforms import Combine, Offset, RollingMean, RollingStd, SeasonalRollingMean
 
 from sf_contract import Contract, key_text
+from trainer.climatology import day_of_year_profile
 from trainer.columns import ID, TARGET, TIME
 from trainer.config import YEAR, FeatureConfig
 from trainer.covariates import EVENT_MAX_RATE, add_derived_features
@@ -53,6 +56,8 @@ class FeatureColumn:
     categories: tuple[str, ...] = ()
     fill: str | None = None
     fallback: Any = None
+    # A forecast column's day-of-year profile (trainer.climatology), for its climatology fill.
+    profile: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,13 @@ class FeatureSpec:
         :func:`trainer.legacy.upgrade_v1`)."""
 
         def col(d: dict[str, Any]) -> FeatureColumn:
-            return FeatureColumn(**{**d, "categories": tuple(d.get("categories") or ())})
+            return FeatureColumn(
+                **{
+                    **d,
+                    "categories": tuple(d.get("categories") or ()),
+                    "profile": tuple(d.get("profile") or ()),
+                }
+            )
 
         return cls(
             static=tuple(col(d) for d in data["static"]),
@@ -124,6 +135,7 @@ class FeatureSpec:
 def _col_dict(col: FeatureColumn) -> dict[str, Any]:
     out = asdict(col)
     out["categories"] = list(col.categories)
+    out["profile"] = list(col.profile)
     return out
 
 
@@ -217,20 +229,28 @@ def build_feature_spec(
         else:
             static.append(FeatureColumn(col.name, name_for(col.name), "static", "numeric"))
     dynamic: list[FeatureColumn] = []
-    for col in contract.known_columns:
+    for col in contract.future_columns:
         kind = "category" if col.type == "STRING" else "numeric"
         cats = ()
         if kind == "category":
             cats = tuple(sorted(str(v) for v in panel[col.name].dropna().unique()))
+        fill = col.future_fill or "last"
+        fallback = _mode(panel[col.name])
+        profile: tuple[float, ...] = ()
+        if fill == "climatology":
+            values = pd.to_numeric(panel[col.name], errors="coerce")
+            fallback = float(values.mean()) if values.notna().any() else 0.0
+            profile = day_of_year_profile(panel[contract.date_column], values)
         dynamic.append(
             FeatureColumn(
                 source=col.name,
                 name=name_for(col.name),
-                role="known",
+                role=col.role,
                 kind=kind,
                 categories=cats,
-                fill=col.future_fill or "last",
-                fallback=_mode(panel[col.name]),
+                fill=fill,
+                fallback=fallback,
+                profile=profile,
             )
         )
     excluded = [

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from sf_contract import SINGLE_SERIES_ID, Column, Contract, ScalarError, key_text, parse_scalar
+from trainer.climatology import climatology_fill, recent_column
 from trainer.columns import ID, TIME
 from trainer.covariates import UNTIL_CAP, add_derived_features
 from trainer.errors import TrainerError
@@ -52,7 +53,7 @@ def parse_future_csv(raw: pd.DataFrame, contract: Contract, source: str) -> pd.D
     if missing_keys and "series_id" not in raw.columns:
         raise TrainerError(f"{source}: missing series key columns {missing_keys}")
     out = pd.DataFrame(index=raw.index)
-    keep = [contract.date_column, *contract.series_keys, *[c.name for c in contract.known_columns]]
+    keep = [contract.date_column, *contract.series_keys, *[c.name for c in contract.future_columns]]
     for name in raw.columns:
         if name != "series_id" and name not in keep:
             continue
@@ -216,6 +217,17 @@ def _fill_values(
 ) -> pd.Series:
     """The ``future_fill`` value of each missing cell (the same rules as ``features.sql``)."""
     rule = col.fill or "last"
+    if rule == "climatology":
+        per_row = per_row_state.reset_index(drop=True)
+        recent = recent_column(col.source)
+        blank = pd.Series(np.nan, index=per_row.index)
+        return climatology_fill(
+            col.profile,
+            per_row[recent] if recent in per_row.columns else blank,
+            per_row["last_date"],
+            days,
+            float(col.fallback if col.fallback is not None else 0.0),
+        )
     if rule == "weekend":
         weekend = pd.DatetimeIndex(days).dayofweek >= 5
         return pd.Series(weekend.astype(float) if col.kind == "numeric" else weekend, dtype=object)

@@ -168,7 +168,7 @@ def calibrate_scaled(
         ids = pd.Index(np.sort(rng.choice(np.asarray(ids), config.interval_max_series, False)))
     sub = panel[panel["series_id"].isin(ids)]
     fc = fit(sub[sub[date] <= first_cut])
-    known = [c.name for c in contract.known_columns]
+    known = [c.name for c in contract.future_columns]
     frames = []
     for k in range(windows):
         cut = first_cut + pd.Timedelta(days=k * h)

@@ -59,6 +59,8 @@ class ForecastResult:
 
     frame: pd.DataFrame
     filled_values: dict[str, int] = field(default_factory=dict)
+    # Forecast-day values each known or forecast column needed (series x days).
+    future_cells: int = 0
     ignored_future_rows: int = 0
     updated_rows: int = 0
     series_without_intervals: int = 0
@@ -268,6 +270,7 @@ class Forecaster:
         return ForecastResult(
             frame=frame,
             filled_values=filled,
+            future_cells=len(state) * horizon if filled else 0,
             ignored_future_rows=ignored,
             updated_rows=updated,
             series_without_intervals=without,
@@ -325,7 +328,7 @@ class Forecaster:
         fresh = series_state(newer, contract).set_index("series_id")
         state = state.set_index("series_id")
         state.loc[fresh.index, "last_date"] = fresh["last_date"]
-        for col in contract.known_columns + contract.static_columns:
+        for col in contract.future_columns + contract.static_columns:
             values = fresh[col.name].dropna()
             state.loc[values.index, col.name] = values
         tail = self._tail

@@ -39,6 +39,7 @@ from sf_contract import (
     parse_bool,
 )
 from sf_contract.scalars import check_key_part
+from trainer.climatology import recent_column, recent_means
 from trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ UNKNOWN = "is_unknown"
 def panel_columns(contract: Contract) -> list[str]:
     """The columns the trainer reads from a panel (observed-only ones are never read)."""
     wanted = ["series_id", contract.date_column, contract.target, *contract.series_keys]
-    wanted += [c.name for c in contract.known_columns + contract.static_columns]
+    wanted += [c.name for c in contract.future_columns + contract.static_columns]
     return [*dict.fromkeys(wanted), "is_gap_filled", UNKNOWN]
 
 
@@ -132,7 +133,7 @@ def prepare_panel(df: pd.DataFrame, contract: Contract, *, source: str = "data")
     if df.attrs.get(_PREPARED) == contract.name and "series_id" in df.columns:
         return df
     needed = [contract.date_column, contract.target, *contract.series_keys]
-    needed += [c.name for c in contract.known_columns + contract.static_columns]
+    needed += [c.name for c in contract.future_columns + contract.static_columns]
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise TrainerError(
@@ -175,7 +176,7 @@ def prepare_panel(df: pd.DataFrame, contract: Contract, *, source: str = "data")
             f"{first['series_id']} on {first[contract.date_column].date()})"
         )
     out[contract.target] = target.astype(float)
-    for col in contract.known_columns + contract.static_columns:
+    for col in contract.future_columns + contract.static_columns:
         out[col.name] = _typed(df[col.name], col, source)
     if "is_gap_filled" in df.columns:
         out["is_gap_filled"] = df["is_gap_filled"].fillna(False).astype(bool)
@@ -320,7 +321,8 @@ def _is_sorted(codes: np.ndarray, days: np.ndarray) -> bool:
 
 
 def series_state(panel: pd.DataFrame, contract: Contract) -> pd.DataFrame:
-    """Per series: key values, first/last date, and last non-null value of each known column.
+    """Per series: key values, first/last date, the last non-null value of each known and
+    forecast column, and the recent mean of a forecast column filled by climatology.
 
     The forecaster keeps this to map future-file keys to series and to apply the ``last``
     fill rule.
@@ -330,8 +332,11 @@ def series_state(panel: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     state = grouped[date].agg(first_date="min", last_date="max")
     for key in contract.series_keys:
         state[key] = grouped[key].last()
-    for col in contract.known_columns + contract.static_columns:
+    for col in contract.future_columns + contract.static_columns:
         state[col.name] = grouped[col.name].last()  # GroupBy.last skips nulls
+    for col in contract.forecast_columns:
+        if col.future_fill == "climatology":
+            state[recent_column(col.name)] = recent_means(panel, date, col.name)
     state = state.reset_index()
     for name in state.columns:
         # One row per series: plain values (a compact read's categoricals would otherwise

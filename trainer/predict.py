@@ -219,11 +219,14 @@ def run_predict(
     for res in results:
         for name, n in res.filled_values.items():
             filled[name] = filled.get(name, 0) + int(n)
-    if any(filled.values()):
+    cells = sum(res.future_cells for res in results)
+    if filled:
+        # Per column: how many forecast-day values were given (future file, request) and how
+        # many its future_fill rule supplied (climatology for weather without a forecast).
         log.info(
-            "filled %d missing known-covariate values by their future_fill rules: %s",
-            sum(filled.values()),
-            filled,
+            "future covariates: %s (of %d forecast-day values per column)",
+            ", ".join(f"{name}: {cells - n} given, {n} filled" for name, n in filled.items()),
+            cells,
         )
     for note in notes:
         log.warning(note)

@@ -34,9 +34,9 @@ def test_every_exported_name_exists():
 
 def test_the_vocabularies():
     assert COLUMN_TYPES == ("DATE", "STRING", "INT64", "FLOAT64", "BOOL")
-    assert ROLES == ("date", "key", "target", "known", "observed", "static")
+    assert ROLES == ("date", "key", "target", "known", "forecast", "observed", "static")
     # FILL_RULES once lacked weekend (commit 86d4ac0 added the rule and missed the tuple).
-    assert FILL_RULES == ("last", "zero", "false", "weekend", "value:<x>")
+    assert FILL_RULES == ("last", "zero", "false", "weekend", "value:<x>", "climatology")
     assert METRICS == ("wape", "mae", "rmse", "mase")
     assert PRODUCTION_ALIAS == "production"
 
@@ -77,8 +77,15 @@ def test_every_column_type_has_a_scalar_rule(ctype):
 
 
 @pytest.mark.parametrize("rule", FILL_RULES)
-def test_every_fill_rule_is_accepted_on_a_bool_column(rule):
+def test_every_fill_rule_is_accepted_on_a_column_of_its_kind(rule):
+    # climatology is a numeric forecast column's (the day's usual value); the others a flag's.
+    numeric = rule == "climatology"
     rule = rule.replace("<x>", "true")
+    column = (
+        {"name": "flag", "type": "FLOAT64", "role": "forecast", "future_fill": rule}
+        if numeric
+        else {"name": "flag", "type": "BOOL", "role": "known", "future_fill": rule}
+    )
     data = {
         "name": "x",
         "date_column": "day",
@@ -86,7 +93,7 @@ def test_every_fill_rule_is_accepted_on_a_bool_column(rule):
         "columns": [
             {"name": "day", "type": "DATE"},
             {"name": "units", "type": "FLOAT64"},
-            {"name": "flag", "type": "BOOL", "role": "known", "future_fill": rule},
+            column,
         ],
     }
     assert parse_contract(data).column("flag").future_fill == rule

@@ -248,9 +248,9 @@ REJECTED = [
     ("nullable target", _set(["columns", 1, "nullable"], True), "target column 'units' cannot"),
     # fill rules
     ("fill on observed", _col(name="t", type="FLOAT64", role="observed", future_fill="zero"),
-     "future_fill only applies to known columns"),
+     "future_fill only applies to known and forecast columns"),
     ("fill on static", _col(name="t", type="STRING", role="static", future_fill="last"),
-     "future_fill only applies to known columns"),
+     "future_fill only applies to known and forecast columns"),
     ("fill on target", _set(["columns", 1, "future_fill"], "zero"), "only applies to known"),
     ("unknown fill", _fill("FLOAT64", "mean"), "has future_fill 'mean'; use last, zero"),
     ("empty fill", _fill("FLOAT64", ""), "has future_fill ''"),
@@ -324,7 +324,7 @@ def test_a_contract_is_a_mapping(data):
         (lambda d: d["series_keys"].append("shop"), "series_keys lists a column twice"),
         (lambda d: d["columns"][1].update(role="static"), "column 'shop' must have role 'key'"),
         (lambda d: d["columns"][1].update(nullable=True), "key column 'shop' cannot be nullable"),
-        (lambda d: d["columns"][1].update(future_fill="last"), "only applies to known columns"),
+        (lambda d: d["columns"][1].update(future_fill="last"), "only applies to known and"),
     ],
 )
 def test_series_key_rules(change, message):

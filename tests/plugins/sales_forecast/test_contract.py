@@ -57,7 +57,8 @@ def test_builtin_retail_contract():
     assert c.column_names == RETAIL_COLUMNS
     assert c.series_keys == ("store_id", "item_id")
     assert [x.name for x in c.by_role("known")] == ["price", "on_promo", "is_holiday"]
-    assert [x.name for x in c.by_role("observed")] == ["temperature"]
+    assert [x.name for x in c.by_role("forecast")] == ["temperature"]
+    assert c.column("temperature").future_fill == "climatology"
 
 
 def test_builtin_takeaway_contract_is_single_series():
