@@ -49,6 +49,9 @@ DAG_ORDER: tuple[tuple[str, dict[str, Any]], ...] = (
     ("validate", {}),
     ("quarantine", {}),
     ("series_rejects", {}),
+    # A typed source (Parquet, a BigQuery table) instead of the CSV load: rendered to read the
+    # run's typed staging_checked, which exists here (see _inputs).
+    ("stage_table", {}),
     ("features", {"incoming": True}),
     ("features", {"incoming": False}),
     ("merge_history", {}),
@@ -127,6 +130,22 @@ def bq_flags(sql: str, params: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(flags)
 
 
+def _inputs(name: str, warehouse: Any, contract: Any) -> dict[str, Any]:
+    """The data stage_table.sql renders with: a typed table with the contract's columns. The
+    run's staging_checked is one (DATE, numbers, booleans, text), so the dry run checks the
+    DATE and the text kinds on BigQuery; a timestamp source is not covered."""
+    if name != "stage_table":
+        return {}
+    from sales_forecast.sources import StagedColumn
+
+    staged = [
+        StagedColumn(c.name, c.name, i, "date" if c.type == "DATE" else "text")
+        for i, c in enumerate(contract.columns)
+    ]
+    table = warehouse.table_id("staging_checked")
+    return {"staged": staged, "bq_table": table, "source_uri": f"bq://{table}"}
+
+
 def rendered(warehouse: Any, contract: Any) -> list[tuple[str, str]]:
     """(script, statement) for :data:`DAG_ORDER`, as ``warehouse`` sends them, with the load's
     staging table as DDL right after create_tables."""
@@ -136,7 +155,9 @@ def rendered(warehouse: Any, contract: Any) -> list[tuple[str, str]]:
     out = [
         (name, stmt)
         for name, switches in DAG_ORDER
-        for stmt in split_statements_verbatim(warehouse.script(name, contract, switches))
+        for stmt in split_statements_verbatim(
+            warehouse.script(name, contract, {**switches, **_inputs(name, warehouse, contract)})
+        )
     ]
     columns = ",\n".join(f"  `{f['name']}` {f['type']}" for f in staging_schema_fields(contract))
     staging = f"CREATE TABLE IF NOT EXISTS {warehouse.tables.staging} (\n{columns}\n)"

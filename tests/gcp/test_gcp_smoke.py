@@ -71,7 +71,9 @@ def test_the_plan_is_what_the_warehouse_sends_in_the_dags_order(contract):
     sent = [
         s
         for name, switches in rs.DAG_ORDER
-        for s in split_statements_verbatim(wh.script(name, c, switches))
+        for s in split_statements_verbatim(
+            wh.script(name, c, {**switches, **rs._inputs(name, wh, c)})
+        )
     ]
     planned = [st for st in plan(contract) if st.script != rs.STAGING_DDL]
     assert [st.sql for st in planned] == sent
@@ -148,7 +150,7 @@ def test_the_command_line_renders_a_contract_file(tmp_path, capsys):
     out = tmp_path / "sql"
     argv = ["--project", "p", "--dataset", "s", "--out", str(out), "--contract", str(contract)]
     assert rs.main(argv) == 0
-    assert "statements (run 6, dry_run 14, skip 1)" in capsys.readouterr().out
+    assert "statements (run 6, dry_run 16, skip 1)" in capsys.readouterr().out
     assert "`p.s.sales_history`" in (out / "001_create_tables.sql").read_text()
 
 
@@ -225,12 +227,12 @@ def test_the_smoke_script_checks_every_statement_then_runs_the_dag(tmp_path):
     assert runs[4].split("\t")[1].startswith("CREATE TABLE IF NOT EXISTS `my-proj.sf_smoke_")
     assert "--parameter=cutoff:DATE:2025-10-31" in runs[5]  # the demo file's last day
     dry = [q for q in queries if "--dry_run" in q]
-    assert len(dry) == 15  # 14 in the scratch dataset, relabel after the run
+    assert len(dry) == 17  # 16 in the scratch dataset, relabel after the run
     assert "sales_forecast_takeaway" not in "".join(dry[:-1])
     assert bq[-1].startswith("bq rm -r -f -d my-proj:sf_smoke_")
     # A failing statement is reported and the next ones are still checked.
     assert "merge_history.sql failed" in proc.stderr
-    assert "SQL: 20 statements checked, 1 failed, 0 skipped, 1 after the DAG run" in proc.stdout
+    assert "SQL: 22 statements checked, 1 failed, 0 skipped, 1 after the DAG run" in proc.stdout
 
     gcloud = [c.removeprefix("gcloud ") for c in calls if c.startswith("gcloud ")]
     composer = "composer environments run sf-env --location europe-west1 --project my-proj"
@@ -274,9 +276,9 @@ def test_dry_run_prints_the_commands_and_sends_nothing(tmp_path):
     assert calls == []
     lines = proc.stdout.splitlines()
     query = "bq --project_id=my-proj --location=EU query "
-    assert sum(line.startswith(query) for line in lines) == 20
+    assert sum(line.startswith(query) for line in lines) == 22
     assert "(--dry-run: nothing was sent)" in lines
-    assert "SQL: 20 statements checked, 0 failed, 1 skipped, 0 after the DAG run" in lines
+    assert "SQL: 22 statements checked, 0 failed, 1 skipped, 0 after the DAG run" in lines
     assert not any(line.startswith("gcloud ") for line in lines)
 
 
