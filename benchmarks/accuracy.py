@@ -15,7 +15,10 @@ horizon, and is scored by the same code (``trainer.metrics``):
 
 Datasets: ``real`` (``../shared/data/store_item_2017.csv``, 500 store x item series, the last
 28 days 2017-12-04..2017-12-31 held out), ``generated`` (``datagen.generate_retail``, with its
-future covariates file and its oracle) and ``takeaway`` (the single-series demo generator).
+future covariates file and its oracle), ``takeaway`` (the single-series demo generator, with its
+oracle) and ``seoul`` (``../shared/data/seoul_bike_daily.csv``, one real series, the last 28
+days 2018-11-03..2018-11-30 held out; calendar only: no weather, no ``is_open``). Ours fits the
+recipe each dataset's shape calls for (``trainer.recipe``; printed in each table's title).
 
 Prints WAPE, MASE, RMSE and bias per method and horizon bucket (day 1, days 1-7, days 1-28),
 the median wall time of each method over ``--repeats`` runs, the time ratio ours /
@@ -23,6 +26,7 @@ mlf_reference (measured in the same repeat, back to back), the empirical coverag
 and 95% intervals on the held-out days, and, on generated data, each WAPE over the oracle's.
 
     .venv/bin/python benchmarks/accuracy.py                       # real + generated
+    .venv/bin/python benchmarks/accuracy.py --dataset single --repeats 3   # takeaway + seoul
     .venv/bin/python benchmarks/accuracy.py --dataset real --repeats 3
     .venv/bin/python benchmarks/accuracy.py --dataset all --markdown --json out.json
 """
@@ -36,7 +40,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,17 +52,19 @@ for _p in (str(REPO), str(REPO / "plugins")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from sf_contract import Contract  # noqa: E402
+from sf_contract import SINGLE_SERIES_ID, Contract  # noqa: E402
 from trainer.baselines import seasonal_naive  # noqa: E402
 from trainer.config import TrainerConfig, config_from_json_obj  # noqa: E402
 from trainer.metrics import bias, mase, rmse, seasonal_scale, wape  # noqa: E402
 from trainer.model import Forecaster  # noqa: E402
 from trainer.panel import prepare_panel  # noqa: E402
+from trainer.recipe import resolve_recipe  # noqa: E402
 
 # Every day of the file is on or before the run's cut-off.
 FAR_CUTOFF = datetime.date(9999, 12, 30)
 
 DEFAULT_REAL = REPO.parent / "shared" / "data" / "store_item_2017.csv"
+DEFAULT_SEOUL = REPO.parent / "shared" / "data" / "seoul_bike_daily.csv"
 LEVELS = (80, 95)
 
 REAL_CONTRACT = {
@@ -115,6 +121,64 @@ def load_real(path: Path, horizon: int = 28) -> Dataset:
         contract=Contract.from_dict(REAL_CONTRACT),
         train=train,
         future=None,
+        actuals=actuals.reset_index(drop=True),
+        horizon=horizon,
+    )
+
+
+# seoul_bike_daily.csv's columns beside date and target, as contract columns. Only the
+# known-in-advance holiday flag for now: the weather (a forecast before the day) and `is_open`
+# (the service's availability) need contract roles of their own; a variant with them adds its
+# columns here and their future values come from the held-out rows the same way.
+SEOUL_COVARIATES: tuple[dict[str, str], ...] = (
+    {"name": "is_holiday", "type": "BOOL", "role": "known", "future_fill": "false"},
+)
+
+
+def load_seoul(
+    path: Path, horizon: int = 28, covariates: Sequence[dict[str, str]] = SEOUL_COVARIATES
+) -> Dataset:
+    """``seoul_bike_daily.csv``: one daily series (``rented``), the last ``horizon`` days held out.
+
+    ``covariates`` are the file's columns the model may use, as contract columns; the future
+    frame holds the held-out days' values of those that are not observed-only.
+    """
+    names = [c["name"] for c in covariates]
+    contract = Contract.from_dict(
+        {
+            "name": "seoul",
+            "date_column": "date",
+            "target": "rented",
+            "series_keys": [],
+            "columns": [
+                {"name": "date", "type": "DATE", "role": "date"},
+                {"name": "rented", "type": "FLOAT64", "role": "target"},
+                *covariates,
+            ],
+        }
+    )
+    raw = pd.read_csv(path, parse_dates=["date"])
+    df = raw[["date", "rented", *names]].astype({"rented": float})
+    for col in covariates:
+        if col["type"] == "BOOL":
+            df[col["name"]] = df[col["name"]].astype(bool)
+    df["series_id"] = SINGLE_SERIES_ID
+    last = df["date"].max()
+    cutoff = last - pd.Timedelta(days=horizon)
+    train = df[df["date"] <= cutoff].reset_index(drop=True)
+    test = df[df["date"] > cutoff]
+    ahead = [c["name"] for c in covariates if c["role"] != "observed"]
+    actuals = test[["series_id", "date", "rented"]].rename(columns={"rented": "y"})
+    return Dataset(
+        name="seoul",
+        description=(
+            f"{path.name}: 1 series, train {train['date'].min().date()}..{cutoff.date()}, held "
+            f"out {(cutoff + pd.Timedelta(days=1)).date()}..{last.date()}, covariates "
+            f"{names or 'none'}"
+        ),
+        contract=contract,
+        train=train,
+        future=test[["date", *ahead]].reset_index(drop=True) if ahead else None,
         actuals=actuals.reset_index(drop=True),
         horizon=horizon,
     )
@@ -367,7 +431,10 @@ def run_dataset(ds: Dataset, args: argparse.Namespace) -> dict[str, Any]:
     config = replace(config, horizon=ds.horizon, num_threads=args.num_threads)
     if args.n_estimators:
         config = config.with_params(n_estimators=args.n_estimators)
-    trees = config.params.n_estimators
+    # What ours will fit on this data (the recipe its shape calls for): the reference gets the
+    # same number of trees.
+    resolved, recipe = resolve_recipe(config, prepare_panel(ds.train, ds.contract), ds.contract)
+    trees = resolved.params.n_estimators
     date, target = ds.contract.date_column, ds.contract.target
     scale = seasonal_scale(ds.train, id_col="series_id", time_col=date, target_col=target)
     times: dict[str, list[float]] = {}
@@ -406,6 +473,8 @@ def run_dataset(ds: Dataset, args: argparse.Namespace) -> dict[str, Any]:
         "cutoff": ds.cutoff.date().isoformat(),
         "horizon": ds.horizon,
         "trees": trees,
+        "recipe": recipe["name"],
+        "recipe_reason": recipe["reason"],
         "num_threads": args.num_threads,
         "repeats": args.repeats,
         "methods": {},
@@ -469,7 +538,8 @@ def render(results: dict[str, Any], markdown: bool) -> str:
             row.append("" if secs is None or b != buckets[-1] else f"{secs:.1f}")
             table.append(row)
     title = (
-        f"{results['dataset']}: {results['description']} | trees {results['trees']}, "
+        f"{results['dataset']}: {results['description']} | recipe {results['recipe']}, "
+        f"trees {results['trees']}, "
         f"threads {results['num_threads']}, repeats {results['repeats']}"
     )
     if markdown:
@@ -508,9 +578,13 @@ def render(results: dict[str, Any], markdown: bool) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--dataset", choices=["real", "generated", "takeaway", "both", "all"], default="both"
+        "--dataset",
+        choices=["real", "generated", "takeaway", "seoul", "both", "single", "all"],
+        default="both",
+        help="both: real + generated (panels); single: takeaway + seoul; all: every one",
     )
     parser.add_argument("--real-csv", type=Path, default=DEFAULT_REAL)
+    parser.add_argument("--seoul-csv", type=Path, default=DEFAULT_SEOUL)
     parser.add_argument("--stores", type=int, default=5)
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
@@ -539,7 +613,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     names = {
         "both": ["real", "generated"],
-        "all": ["real", "generated", "takeaway"],
+        "single": ["takeaway", "seoul"],
+        "all": ["real", "generated", "takeaway", "seoul"],
     }.get(args.dataset, [args.dataset])
     loaders = {
         "real": lambda: load_real(args.real_csv, args.horizon),
@@ -547,6 +622,7 @@ def main(argv: list[str] | None = None) -> int:
             args.stores, args.items, args.seed, args.end, args.horizon
         ),
         "takeaway": lambda: load_takeaway(11, args.end, args.horizon),
+        "seoul": lambda: load_seoul(args.seoul_csv, args.horizon),
     }
     everything = []
     for name in names:

@@ -30,6 +30,7 @@ from trainer.io.tables import write_table
 from trainer.metrics import summarize
 from trainer.model import Forecaster
 from trainer.progress import progress
+from trainer.recipe import data_shape, resolve, upgrade_pre_recipe
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,10 @@ def load_params(model_dir: str) -> TrainerConfig:
     """The trainer config a model folder was trained with (its ``params.json``)."""
     doc = read_json(join_uri(model_dir, "params.json"))
     try:
-        # A first-version model's params.json lacks keys that meant other values then.
-        return TrainerConfig.from_dict(legacy.upgrade_params(doc)).validate()
+        # A first-version model's params.json lacks keys that meant other values then, and
+        # one from before recipes was the panel recipe, whatever the data's shape.
+        doc = upgrade_pre_recipe(legacy.upgrade_params(doc))
+        return TrainerConfig.from_dict(doc).validate()
     except TypeError as exc:
         raise TrainerError(f"{model_dir}/params.json is not a trainer config: {exc}") from None
 
@@ -96,7 +99,12 @@ def run_backtest(
     date = contract.date_column
     first, last = panel[date].min(), panel[date].max()
     cutoffs = evaluation_cutoffs(first, last, horizon, n_windows, step)
-    changed = None if champion is None else recipe_changed(challenger, champion)
+    changed = None
+    if champion is not None:
+        # Compared as each would be fit on this data: "auto" and the panel recipe it picks
+        # for a panel are the same recipe.
+        shape = data_shape(panel, contract, challenger)
+        changed = recipe_changed(resolve(challenger, shape)[0], resolve(champion, shape)[0])
     artifact = champion_artifact if champion is not None else None
     train_end = artifact.last_date if artifact is not None else None
     post_train = [c for c in cutoffs if train_end is not None and c >= pd.Timestamp(train_end)]

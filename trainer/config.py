@@ -25,15 +25,18 @@ class LGBMParams:
 
     Defaults (benchmarked in ``docs/benchmarks.md``): the model learns a target already divided
     by each series' level and weekday profile (``FeatureConfig.target_scaling``), so a plain L2
-    loss fits it well, and 15 leaves x 400 trees at lr 0.08 need no bagging. Tweedie / Poisson
-    remain available for unscaled targets (``target_scaling: none``).
+    loss fits it well and needs no bagging. Tweedie / Poisson remain available for unscaled
+    targets (``target_scaling: none``). ``None`` (the default of the model's size: trees,
+    learning rate, leaves, rows per leaf) means the recipe the data's shape calls for decides
+    (:mod:`trainer.recipe`: 15 leaves x 400 trees at lr 0.08 on a panel, 4 x 200 at 0.05 on a
+    single series); a value given here always wins.
     """
 
-    n_estimators: int = 400
-    learning_rate: float = 0.08
-    num_leaves: int = 15
+    n_estimators: int | None = None
+    learning_rate: float | None = None
+    num_leaves: int | None = None
     max_depth: int = -1
-    min_child_samples: int = 20
+    min_child_samples: int | None = None
     feature_fraction: float = 1.0
     bagging_fraction: float = 1.0
     bagging_freq: int = 0
@@ -46,13 +49,14 @@ class LGBMParams:
     def validate(self) -> None:
         if self.objective not in OBJECTIVES:
             raise TrainerError(f"objective must be one of {OBJECTIVES}, got '{self.objective}'")
-        if self.n_estimators < 1:
+        # None: the recipe sets it (trainer.recipe), checked here once it has.
+        if self.n_estimators is not None and self.n_estimators < 1:
             raise TrainerError("n_estimators must be >= 1")
-        if not 0 < self.learning_rate <= 1:
+        if self.learning_rate is not None and not 0 < self.learning_rate <= 1:
             raise TrainerError("learning_rate must be in (0, 1]")
-        if self.num_leaves < 2:
+        if self.num_leaves is not None and self.num_leaves < 2:
             raise TrainerError("num_leaves must be >= 2")
-        if self.min_child_samples < 1:
+        if self.min_child_samples is not None and self.min_child_samples < 1:
             raise TrainerError("min_child_samples must be >= 1")
         for name in ("feature_fraction", "bagging_fraction"):
             value = getattr(self, name)
@@ -94,6 +98,11 @@ class FeatureConfig:
       until an event-like flag (e.g. a promotion ended 2 days ago, a holiday is tomorrow) and
       a positive numeric column relative to its trailing 28-day mean (e.g. price vs usual
       price). They use only known-in-advance values, never the target.
+    - ``level_trend``: with a scaled target, each series' level follows its year-over-year
+      growth (mean of its last ``scaling_window`` days over the same span before) instead of
+      staying at the window's mean, so a growing series is not forecast at last year's
+      average; series without two full spans keep a flat level. ``None``: the recipe decides
+      (:mod:`trainer.recipe`: on for a single series, off for a panel).
     """
 
     lags: tuple[int, ...] = (1, 2, 3, 7, 14, 28)
@@ -108,6 +117,7 @@ class FeatureConfig:
     log_target: bool = True
     covariate_features: bool = True
     weight_power: float = 1.0
+    level_trend: bool | None = None
 
     def validate(self) -> None:
         bad = [f for f in self.date_features if f not in DATE_FEATURES]
@@ -153,6 +163,8 @@ class FeatureConfig:
 
 
 INTERVAL_METHODS = ("scaled_conformal", "conformal_distribution")
+# "auto": chosen by the data's shape (trainer.recipe holds the recipes and the rule).
+RECIPE_NAMES = ("auto", "panel", "small")
 
 
 @dataclass(frozen=True)
@@ -174,6 +186,10 @@ class TrainerConfig:
     ``train_window_days`` days (0 = all) and, when the panel is still larger than
     ``max_train_rows`` rows, from a seeded sample of whole series; every series is still
     forecast from its own history (see ``docs/benchmarks.md`` for the trade-off).
+
+    ``recipe``: ``auto`` lets the data's shape choose the values of the knobs left ``None``
+    (:mod:`trainer.recipe`); ``panel`` or ``small`` forces one. A fitted model's config names
+    the recipe it used and sets every knob.
     """
 
     horizon: int = 28
@@ -189,6 +205,7 @@ class TrainerConfig:
     interval_max_series: int = 200
     train_window_days: int = 730
     max_train_rows: int = 8_000_000
+    recipe: str = "auto"
 
     def validate(self) -> TrainerConfig:
         if self.horizon < 1:
@@ -211,6 +228,8 @@ class TrainerConfig:
             raise TrainerError("num_threads must be >= 1")
         if self.hpt_metric_name is not None and self.hpt_metric_name not in METRICS:
             raise TrainerError(f"hpt metric must be one of {METRICS}")
+        if self.recipe not in RECIPE_NAMES:
+            raise TrainerError(f"recipe must be one of {RECIPE_NAMES}, got '{self.recipe}'")
         self.params.validate()
         self.features.validate()
         return self
@@ -265,8 +284,14 @@ def config_from_json_obj(data: dict[str, Any], base: TrainerConfig) -> TrainerCo
 
 
 def lgbm_kwargs(config: TrainerConfig) -> dict[str, Any]:
-    """Keyword arguments for ``lightgbm.LGBMRegressor`` (deterministic for a given seed)."""
+    """Keyword arguments for ``lightgbm.LGBMRegressor`` (deterministic for a given seed).
+
+    ``config`` must have its recipe resolved (:func:`trainer.recipe.resolve_recipe`).
+    """
     p = config.params
+    unset = [f.name for f in fields(p) if getattr(p, f.name) is None]
+    if unset:
+        raise TrainerError(f"LightGBM params {unset} are unset: resolve the recipe first")
     kwargs: dict[str, Any] = {
         "n_estimators": p.n_estimators,
         "learning_rate": p.learning_rate,

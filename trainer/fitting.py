@@ -195,6 +195,7 @@ def training_matrix(
             window=config.features.scaling_window,
             weekly=config.features.target_scaling == "seasonal",
             log=config.features.log_target,
+            trend=bool(config.features.level_trend),
         ).prefit(panel, id_col="series_id", time_col=date, target_col=target)
     rows, start, facts = training_rows(panel, contract, config)
     log.info(

@@ -7,6 +7,15 @@ step ahead. A forecast's interval is the point forecast plus the step's score qu
 its series' scale, so every series (even a new one) gets an interval and a 95% quantile rests
 on hundreds of errors, not three. (The first version's per-series method is in
 :mod:`trainer.legacy`.)
+
+The errors of one calibration window share a common part: on a panel, a seasonal turn that
+window happened to contain moves most series' errors the same way (all over-forecast in a
+declining September), and the next window does not repeat it. Left in, it shifts the whole
+interval to one side: on the real panel's rolling-origin backtest (docs/benchmarks.md) 80%
+intervals held 70% of the days of the windows that followed such a turn. So each window's
+median score per step, the part all series share, is taken out of its scores before the
+quantiles (shrunk by the number of series it rests on: a single series' own error is no
+common part); the quantiles then describe the spread around the forecast, with its skew.
 """
 
 from __future__ import annotations
@@ -45,6 +54,9 @@ _MAX_SCORES_PER_STEP = 20_000
 _MIN_SCORES = 200
 # History the calibration model needs before its first cut-off.
 MIN_CALIBRATION_DAYS = 28
+# A window's common error (median score of a step) is taken out as n / (n + this) of it, n the
+# series it is the median of: ~all of it on a panel of hundreds, ~nothing for one series.
+_COMMON_SHRINK = 20.0
 
 
 def noise_scale(panel: pd.DataFrame, contract: Contract, days: int = 56) -> pd.DataFrame:
@@ -195,7 +207,8 @@ def conformity_scores(
 
     ``forecasts``: ``series_id, date, step, y, y_hat, cutoff`` (``cutoff``: the last day the
     forecasting model was trained on; each series' noise scale is measured on the days up to
-    it). Score = (actual - forecast) / (scale x sqrt(forecast / level)); at most
+    it). Score = (actual - forecast) / (scale x sqrt(forecast / level)), less its window's
+    common error at that step (:func:`_without_common_error`); at most
     :data:`_MAX_SCORES_PER_STEP` per step are kept (a seeded sample). Forecasts of the
     panel's unknown days (``is_unknown``) are no residuals and are left out.
     """
@@ -210,9 +223,15 @@ def conformity_scores(
             group["series_id"].map(noise["level"]).to_numpy(dtype=np.float64),
         )
         score = (group["y"].to_numpy(dtype=np.float64) - group["y_hat"].to_numpy()) / unit
-        parts.append(pd.DataFrame({"step": group["step"].to_numpy(), "score": score}))
+        # A window's first day less one: the origin its forecasts were made from.
+        origin = group["date"] - pd.to_timedelta(group["step"].to_numpy(), unit="D")
+        parts.append(
+            pd.DataFrame(
+                {"origin": origin.to_numpy(), "step": group["step"].to_numpy(), "score": score}
+            )
+        )
     scores = pd.concat(parts, ignore_index=True)
-    scores = scores[np.isfinite(scores["score"].to_numpy())]
+    scores = _without_common_error(scores[np.isfinite(scores["score"].to_numpy())])
     kept = []
     rng = np.random.default_rng(config.seed)
     for _step, group in scores.groupby("step", sort=True):
@@ -230,6 +249,18 @@ def conformity_scores(
         "n_scores": int(len(out)),
     }
     return out.reset_index(drop=True), facts
+
+
+def _without_common_error(scores: pd.DataFrame) -> pd.DataFrame:
+    """``step, score`` with each window's (``origin``) common error per step taken out: the
+    median score of the window's series at that step, shrunk towards 0 by ``n / (n + k)``."""
+    keys = [scores["origin"], scores["step"]]
+    grouped = scores["score"].groupby(keys, sort=False)
+    n = grouped.transform("size").to_numpy(dtype=np.float64)
+    common = grouped.transform("median").to_numpy(dtype=np.float64) * n / (n + _COMMON_SHRINK)
+    return pd.DataFrame(
+        {"step": scores["step"].to_numpy(), "score": scores["score"].to_numpy() - common}
+    )
 
 
 def add_scaled_intervals(

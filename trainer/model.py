@@ -42,6 +42,7 @@ from trainer.intervals import (
     noise_scale,
 )
 from trainer.panel import prepare_panel, series_state
+from trainer.recipe import resolve_recipe
 
 FORMAT_VERSION = 2
 # Version 1 (the first trainer) still loads: trainer.legacy.upgrade_v1 says what it meant.
@@ -119,6 +120,12 @@ class Forecaster:
         """Per-series keys, first/last date and last known covariate values."""
         return self._state.copy()
 
+    @property
+    def recipe(self) -> dict[str, Any]:
+        """The recipe the fit used and why (:func:`trainer.recipe.resolve_recipe`); empty for
+        models saved before recipes."""
+        return dict(self.training.get("recipe") or {})
+
     def known_series(self, series_ids: Iterable[object]) -> list[str]:
         """The ids among ``series_ids`` this model was trained on, sorted and unique.
 
@@ -147,9 +154,14 @@ class Forecaster:
         series (see :mod:`trainer.intervals`). ``calibration`` skips that fit: out-of-sample
         forecasts the caller already made with this same config (``series_id, date, step,
         y, y_hat, cutoff``, e.g. the ``train`` command's validation windows).
+
+        The knobs ``config`` leaves unset are filled by the recipe the panel's shape calls for
+        (:mod:`trainer.recipe`); the model keeps that resolved config (:attr:`config`) and the
+        choice (:attr:`recipe`).
         """
         config.validate()
         panel = prepare_panel(df, contract, source="training data")
+        config, recipe = resolve_recipe(config, panel, contract)
         if (panel[contract.target] < 0).any():
             if config.params.objective in ("tweedie", "poisson"):
                 raise TrainerError(
@@ -166,6 +178,7 @@ class Forecaster:
         spec = build_feature_spec(panel, contract, config.features)
         with quiet():
             mlf, tail, training = fit_trees(panel, contract, spec, config)
+        training["recipe"] = recipe
         state = series_state(panel, contract)
         if config.interval_method == SCALED_CONFORMAL:
             noise = noise_scale(panel, contract).reindex(state["series_id"])
@@ -180,7 +193,8 @@ class Forecaster:
             if int(calibration["step"].max()) < config.horizon:
                 raise TrainerError("calibration forecasts do not cover the horizon")
         elif config.interval_method == SCALED_CONFORMAL:
-            # The calibration model: same recipe, on the days before the calibration windows.
+            # The calibration model: the same (resolved) recipe, on the days before the
+            # calibration windows.
             def fit(rows: pd.DataFrame) -> Forecaster:
                 return cls.fit(rows, contract, config, intervals=False)
 

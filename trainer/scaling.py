@@ -31,12 +31,13 @@ class SeasonalScaler(BaseTargetTransform):
     """
 
     def __init__(self, window: int = 364, weekly: bool = True, kappa: float = 100.0,
-                 floor: float = 1.0, log: bool = False) -> None:  # fmt: skip
+                 floor: float = 1.0, log: bool = False, trend: bool = False) -> None:  # fmt: skip
         self.window = int(window)
         self.weekly = bool(weekly)
         self.kappa = float(kappa)
         self.floor = float(floor)
         self.log = bool(log)
+        self.trend = bool(trend)
         # True once prefit: mlforecast's later fit_transform then keeps these numbers.
         self.frozen_ = False
 
@@ -94,6 +95,13 @@ class SeasonalScaler(BaseTargetTransform):
         self.ids_ = pd.Index(np.asarray(uniques, dtype=object).astype(str), dtype=object)
         self.level_ = np.maximum(level, self.floor)
         self.profile_ = profile
+        day_last = last.astype("datetime64[D]").astype(np.int64)
+        self.growth_ = np.zeros(n)
+        # The level is the window's mean: under steady growth, the level at its middle day.
+        span = self.window if self.window > 0 else 0
+        self.anchor_ = day_last - (span - 1) / 2.0 if span else day_last.astype(np.float64)
+        if self.trend and span:
+            self.growth_ = _yearly_growth(codes, day_last, times, y, n, span, self.floor)
 
     def update(self, df: pd.DataFrame) -> pd.DataFrame:
         return self._divide(df)
@@ -117,7 +125,11 @@ class SeasonalScaler(BaseTargetTransform):
         dow = (days + 3) % 7
         known = idx >= 0
         out = np.ones(len(idx))
-        out[known] = self.level_[idx[known]] * self.profile_[idx[known], dow[known]]
+        k = idx[known]
+        out[known] = self.level_[k] * self.profile_[k, dow[known]]
+        growth = getattr(self, "growth_", None)  # absent in models pickled before the trend
+        if growth is not None and growth.any():
+            out[known] *= np.exp(growth[k] * (days[known] - self.anchor_[k]))
         return out
 
     def _divide(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -131,3 +143,39 @@ class SeasonalScaler(BaseTargetTransform):
             values = np.log1p(np.maximum(values, 0.0))
         out[self.target_col] = values
         return out
+
+
+# Most growth a year-over-year trend may carry (x1.5 or /1.5 a year): beyond that the ratio of
+# two years says more about a launch or a break than about a trend to extrapolate.
+_MAX_YEARLY_GROWTH = float(np.log(1.5))
+
+
+def _yearly_growth(
+    codes: np.ndarray,
+    day_last: np.ndarray,
+    times: np.ndarray,
+    y: np.ndarray,
+    n: int,
+    span: int,
+    floor: float,
+) -> np.ndarray:
+    """Per series: log growth per day, from the mean of its last ``span`` days over the mean of
+    the ``span`` days before them; 0 for a series without two complete spans.
+
+    Comparing whole years leaves the yearly season out of the trend (a trend fit over one year
+    of a seasonal series would mostly measure the season).
+    """
+    days = times.astype("datetime64[D]").astype(np.int64)
+    age = day_last[codes] - days
+    v = np.nan_to_num(y)
+    sums, counts = np.zeros((n, 2)), np.zeros((n, 2))
+    for k in (0, 1):
+        part = (age >= k * span) & (age < (k + 1) * span)
+        np.add.at(sums[:, k], codes[part], v[part])
+        np.add.at(counts[:, k], codes[part], 1.0)
+    mean = sums / np.maximum(counts, 1.0)
+    full = (counts >= 0.9 * span).all(axis=1) & (mean > floor).all(axis=1)
+    growth = np.zeros(n)
+    ratio = np.log(mean[full, 0] / mean[full, 1])
+    growth[full] = np.clip(ratio, -_MAX_YEARLY_GROWTH, _MAX_YEARLY_GROWTH) / span
+    return growth

@@ -9,6 +9,7 @@ from trainer.feature_spec import build_feature_spec
 from trainer.fitting import quiet, training_matrix
 from trainer.model import Forecaster
 from trainer.panel import prepare_panel
+from trainer.recipe import resolve_recipe
 
 
 def test_training_on_a_window_and_a_sample_still_forecasts_every_series(
@@ -34,7 +35,9 @@ def _unknown(panel: pd.DataFrame, rows) -> pd.DataFrame:
 def test_unknown_days_are_no_training_targets(retail_panel, retail_contract, small_config, window):
     rows = np.random.default_rng(0).choice(len(retail_panel), size=100, replace=False)
     panel = prepare_panel(_unknown(retail_panel, rows), retail_contract)
-    config = replace(small_config, train_window_days=window)
+    config, _ = resolve_recipe(
+        replace(small_config, train_window_days=window), panel, retail_contract
+    )
     spec = build_feature_spec(panel, retail_contract, config.features)
     with quiet():
         matrix = training_matrix(panel, retail_contract, spec, config)
