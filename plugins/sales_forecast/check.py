@@ -13,6 +13,7 @@ reason is printed), like the trainer's "a mistake the caller can fix".
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import tempfile
@@ -31,11 +32,11 @@ from sales_forecast.contract import (
     load_contract,
     load_contract_file,
 )
-from sales_forecast.csv_checks import HEADER_PROBE_BYTES, check_header, parse_csv_header
 from sales_forecast.errors import DataError
-from sales_forecast.platforms.local import DuckDBWarehouse
-from sales_forecast.sources import SourceKind, row_word, source_kind, staged_columns
+from sales_forecast.platforms.local import DuckDBWarehouse, LocalStore
+from sales_forecast.sources import SourceKind, row_word, source_kind
 from sales_forecast.sqlrender import TableNames, render_sql
+from sales_forecast.steps import load_input
 from sf_contract.constants import DATE_FORMAT, USER_ERROR_EXIT
 from sf_contract.schema import Contract, ContractError
 
@@ -178,17 +179,9 @@ def check_file(
             run_id=RUN_ID,
         )
         try:
-            if kind is SourceKind.CSV:
-                with open(path, "rb") as fh:
-                    head = fh.read(HEADER_PROBE_BYTES)
-                header = parse_csv_header(head, input_path)
-                check_header(header, contract, input_path)
-                wh.run_script("create_tables", contract)
-                wh.load_csv_to_staging(str(path), header, contract)
-            else:
-                typed = staged_columns(wh.describe_source(input_path), contract, input_path)
-                wh.run_script("create_tables", contract)
-                wh.load_table_to_staging(input_path, typed, contract)
+            wh.run_script("create_tables", contract)
+            # ~ as the shell would read it; the rest of the name as given (messages quote it).
+            load_input(os.path.expanduser(input_path), contract, LocalStore(), wh)
         except DataError as exc:
             result.failure = str(exc)
             return result

@@ -19,9 +19,15 @@ from sales_forecast.config import Settings
 from sales_forecast.contract import load_contract
 from sales_forecast.csv_checks import HEADER_PROBE_BYTES, check_header, parse_csv_header
 from sales_forecast.errors import DataError, SkipStep
-from sales_forecast.platforms.base import ModelVersion, Platform, StagingLoad, StagingLoader
+from sales_forecast.platforms.base import (
+    ModelVersion,
+    ObjectStore,
+    Platform,
+    StagingLoad,
+    StagingLoader,
+)
 from sales_forecast.run_context import RunContext, run_key
-from sales_forecast.sources import SourceKind, StagedColumn, source_kind, staged_columns
+from sales_forecast.sources import SourceKind, source_kind, staged_columns
 from sales_forecast.sqlrender import render_sql
 from sf_contract.constants import PRODUCTION_ALIAS
 from sf_contract.files import (
@@ -56,10 +62,9 @@ __all__ = [
     "plan_backtest",
     "plan_forecast",
     "plan_train",
-    "csv_header",
+    "load_input",
     "load_source",
     "prepare_staging",
-    "typed_columns",
     "preview_job",
     "register",
     "registration",
@@ -111,7 +116,7 @@ def load_run_contract(ctx: RunContext) -> Contract:
 
 def prepare_staging(ctx: RunContext, platform: Platform) -> Contract:
     """Everything before the load itself: the run's files, the future file's presence, the
-    tables. The source's own checks follow: :func:`csv_header` or :func:`typed_columns`."""
+    tables. The source's own checks follow in :func:`load_input`."""
     contract = load_run_contract(ctx)
     write_json(platform, ctx.contract_uri, contract.to_dict())
     write_json(platform, f"{ctx.run_dir}/run.json", ctx.to_dict())
@@ -122,35 +127,34 @@ def prepare_staging(ctx: RunContext, platform: Platform) -> Contract:
     return contract
 
 
-def csv_header(ctx: RunContext, platform: Platform, contract: Contract) -> list[str]:
-    """The input CSV's header (its column order, which the loader needs), checked."""
-    if not platform.store.exists(ctx.input_uri):
-        raise DataError(f"{ctx.input_uri}: input file not found")
-    head = platform.store.read_bytes(ctx.input_uri, limit=HEADER_PROBE_BYTES)
-    header = parse_csv_header(head, ctx.input_uri)
-    check_header(header, contract, ctx.input_uri)
-    return header
+def load_input(
+    uri: str, contract: Contract, store: ObjectStore, loader: StagingLoader
+) -> StagingLoad:
+    """Check and load whatever kind of input ``uri`` names into the (existing) staging tables.
 
-
-def typed_columns(ctx: RunContext, loader: StagingLoader, contract: Contract) -> list[StagedColumn]:
-    """A typed source's columns (Parquet, a BigQuery table) mapped onto the contract, checked
-    as a CSV header is."""
-    return staged_columns(
-        loader.describe_source(ctx.input_uri),
+    A CSV's header comes from its first bytes; a typed source's (Parquet, a BigQuery table)
+    column names play the header's part and get the same check. The run and the check
+    command (:mod:`sales_forecast.check`) both load through here.
+    """
+    if source_kind(uri) is SourceKind.CSV:
+        if not store.exists(uri):
+            raise DataError(f"{uri}: input file not found")
+        header = parse_csv_header(store.read_bytes(uri, limit=HEADER_PROBE_BYTES), uri)
+        check_header(header, contract, uri)
+        return loader.load_csv_to_staging(uri, header, contract)
+    staged = staged_columns(
+        loader.describe_source(uri),
         contract,
-        ctx.input_uri,
+        uri,
         identifiers_only=loader.source_names_must_be_identifiers,
     )
+    return loader.load_table_to_staging(uri, staged, contract)
 
 
 def load_source(ctx: RunContext, platform: Platform, loader: StagingLoader) -> StagingLoad:
     """Prepare, check and load whatever kind of input the run names."""
     contract = prepare_staging(ctx, platform)
-    if source_kind(ctx.input_uri) is SourceKind.CSV:
-        header = csv_header(ctx, platform, contract)
-        return loader.load_csv_to_staging(ctx.input_uri, header, contract)
-    staged = typed_columns(ctx, loader, contract)
-    return loader.load_table_to_staging(ctx.input_uri, staged, contract)
+    return load_input(ctx.input_uri, contract, platform.store, loader)
 
 
 def staging_summary(ctx: RunContext, load: StagingLoad) -> dict[str, Any]:

@@ -267,8 +267,8 @@ class DuckDBWarehouse(Warehouse, StagingLoader):
         # The source's own names (free text, "Units Sold") never reach SQL: the columns are
         # renamed by position to the contract's names, and read_parquet's file name and row
         # number, appended after them, get names of ours.
-        by_position = {s.position: s.name for s in staged}
-        aliases = [by_position.get(i, f"_unused_{i}") for i in range(len(by_position))]
+        # The header check made the source's columns exactly the contract's: one name each.
+        aliases = [s.name for s in sorted(staged, key=lambda s: s.position)]
         # read_parquet appends file_row_number, then filename (DuckDB's order; the tests
         # would see rows numbered wrongly if it changed).
         alias_sql = ", ".join(_ident(a) for a in [*aliases, "_sf_row", "_sf_file"])
