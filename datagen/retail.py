@@ -39,6 +39,7 @@ RETAIL_COLUMNS: list[str] = [
     "on_promo",
     "is_holiday",
     "temperature",
+    "is_available",
 ]
 """CSV columns of the history file, in order (the ``retail`` contract)."""
 
@@ -49,8 +50,11 @@ RETAIL_FUTURE_COLUMNS: list[str] = [
     "price",
     "on_promo",
     "is_holiday",
+    "is_available",
 ]
-"""Columns of the future file: the contract minus the target and the observed-only temperature."""
+"""Columns of the future file: the contract minus the target and the temperature (a forecast
+column: the pipeline fills it by its climatology), with the known closures as
+``is_available`` false."""
 
 RETAIL_ACTUALS_COLUMNS: list[str] = ["date", "store_id", "item_id", "sales"]
 RETAIL_TRUTH_COLUMNS: list[str] = ["date", "store_id", "item_id", "expected"]
@@ -69,12 +73,13 @@ class RetailPanel:
     """A generated retail panel plus everything a benchmark needs to score against it.
 
     Attributes:
-        history: one row per open store, launched item and day from ``start`` to ``end``, columns
-            :data:`RETAIL_COLUMNS`. Closed days (Dec 25, renovation) and days before an item's
-            launch have no row; the pipeline reads a missing day as zero sales.
+        history: one row per store, launched item and day from ``start`` to ``end``, columns
+            :data:`RETAIL_COLUMNS`. Closed days (Dec 25, renovation) have a row with sales 0 and
+            ``is_available`` false (what a till export shows); days before an item's launch
+            have no row.
         future: one row per launched series and day for the ``future_days`` days after ``end``,
             columns :data:`RETAIL_FUTURE_COLUMNS` (known-in-advance values only). Known closed
-            days are kept so every series x day has a row to forecast.
+            days are kept, ``is_available`` false, so every series x day has a row to forecast.
         future_actuals: realised ``sales`` for exactly the rows of ``future`` (0 on closed days).
         truth: ``expected`` (the mean sales were drawn from) for every store x item x day of
             history and future, including closed and pre-launch days where it is 0.
@@ -367,6 +372,15 @@ def _setup(
         ren_stop = ren_start + renovation_len
         store_closed[renovation_store, ren_start:ren_stop] = True
         closure_reason[renovation_store, ren_start:ren_stop] = "renovation"
+    # A yearly stocktake, planned and so known in advance (the future file marks it): store s
+    # closes on the (s % 4 + 1)-th Tuesday of November. No random draw: the stream is unchanged.
+    for year in range(dates[0].year, dates[-1].year + 1):
+        for s in range(n_stores):
+            day = pd.Timestamp(nth_weekday(year, 11, 1, s % 4 + 1))
+            at = dates.get_indexer([day])[0]
+            if at >= 0:
+                store_closed[s, at] = True
+                closure_reason[s, at] = "stocktake"
 
     # Regional anomaly (shared by all stores: weather fronts) drawn history-first.
     regional_rng = weather_children[0]
@@ -495,7 +509,8 @@ def _store_frames(
     def rows(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.nonzero(mask)  # C order = item-major, then date
 
-    hi, hd = rows(launched & in_hist[None, :] & ~setup.store_closed[s][None, :])
+    hi, hd = rows(launched & in_hist[None, :])
+    open_day = ~setup.store_closed[s]
     history = pd.DataFrame(
         {
             "date": dates[hd],
@@ -506,6 +521,7 @@ def _store_frames(
             "on_promo": setup.on_promo[hi, hd],
             "is_holiday": setup.is_holiday[hd],
             "temperature": block.temperature[hd],
+            "is_available": open_day[hd],
         },
         columns=RETAIL_COLUMNS,
     )
@@ -522,6 +538,7 @@ def _store_frames(
             "price": setup.price[fi, fd],
             "on_promo": setup.on_promo[fi, fd],
             "is_holiday": setup.is_holiday[fd],
+            "is_available": open_day[fd],
         },
         columns=RETAIL_FUTURE_COLUMNS,
     )

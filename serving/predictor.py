@@ -94,8 +94,13 @@ class Predictor:
         self.keys: list[str] = list(contract.series_keys)
         self.date_column: str = contract.date_column
         self.target: str = contract.target
-        self.known: list[str] = [c.name for c in contract.future_columns]
-        self._panel_extra = [c.name for c in contract.future_columns + contract.static_columns]
+        # A request's rows may also say a day is unavailable (closed, out of stock): a future
+        # day so marked is forecast as 0, a history day so marked is no actual of demand.
+        available = [] if contract.availability_column is None else [contract.availability_column]
+        self.known: list[str] = [c.name for c in contract.future_columns + available]
+        self._panel_extra = [
+            c.name for c in contract.future_columns + contract.static_columns + available
+        ]
         self.max_horizon = int(forecaster.config.horizon)
         state = forecaster.series
         self.series_ids: list[str] = state["series_id"].astype(str).tolist()

@@ -28,8 +28,19 @@ __all__ = [
 # BigQuery's names; DuckDB gets them through sqlglot.
 COLUMN_TYPES: tuple[str, ...] = ("DATE", "STRING", "INT64", "FLOAT64", "BOOL")
 # known: known in advance (prices, promotions); forecast: observed after the day, and given
-# for the coming days as a forecast where one exists (weather); observed: after the day only.
-ROLES: tuple[str, ...] = ("date", "key", "target", "known", "forecast", "observed", "static")
+# for the coming days as a forecast where one exists (weather); observed: after the day only;
+# availability: could the item be sold that day (shop open, in stock; a BOOL, or a quantity on
+# hand where > 0 is available). An unavailable day's sales say nothing about demand.
+ROLES: tuple[str, ...] = (
+    "date",
+    "key",
+    "target",
+    "known",
+    "forecast",
+    "observed",
+    "static",
+    "availability",
+)
 # Roles whose values a future file (or a serving request's ``future``) gives for forecast days.
 FUTURE_ROLES: tuple[str, ...] = ("known", "forecast")
 # How a known or forecast column is filled on days nobody supplied: the series' last value,

@@ -33,7 +33,10 @@ IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 _NAME_RE = re.compile(IDENTIFIER_PATTERN)
 _NUMERIC = ("FLOAT64", "INT64")
 # Roles whose columns describe a series or its days, so a missing value is allowed.
-_NULLABLE_ROLES = ("known", "forecast", "observed", "static")
+_NULLABLE_ROLES = ("known", "forecast", "observed", "static", "availability")
+# Roles whose columns every input must have; the others may be left out of a file when the
+# contract says ``required: false`` (their values are then missing).
+_ALWAYS_REQUIRED_ROLES = ("date", "key", "target")
 _TOP_LEVEL = (
     "name",
     "description",
@@ -90,6 +93,9 @@ class Column:
     future_fill: str | None = None
     nullable: bool = True
     header: str | None = None
+    # False: an input may leave the column out (every value is then missing); the retail
+    # contract's availability column, which most users' files do not have.
+    required: bool = True
 
     @property
     def csv_header(self) -> str:
@@ -102,6 +108,23 @@ class Column:
         if self.header is None or self.header == self.name:
             return repr(self.name)
         return f"{self.header!r} ({self.name})"
+
+    def is_available(self, value: object) -> bool:
+        """Whether a value of this availability column says the item could be sold that day.
+
+        The one rule (trainer, serving and the future file read it): a missing value is
+        available (nothing says otherwise); a BOOL is its truth; a number (a quantity on hand)
+        is available when above 0. ``value`` may be a parsed value, a float NaN or a text.
+        """
+        if value is None or (isinstance(value, float) and value != value):
+            return True
+        if isinstance(value, str):
+            if not value.strip():
+                return True
+            value = parse_scalar(value, self.type)
+        if self.type == "BOOL":
+            return bool(value)
+        return float(value) > 0  # type: ignore[arg-type]
 
     def fill_value(self) -> float | int | bool | object | None:
         """The constant a ``zero``/``false``/``value:<x>`` rule fills with.
@@ -179,6 +202,12 @@ class Contract:
         return self.by_role(*FUTURE_ROLES)
 
     @property
+    def availability_column(self) -> Column | None:
+        """The column saying whether a day could sell (open, in stock), if the contract has one."""
+        found = self.by_role("availability")
+        return found[0] if found else None
+
+    @property
     def observed_columns(self) -> list[Column]:
         return self.by_role("observed")
 
@@ -217,6 +246,8 @@ class Contract:
                 item["nullable"] = c.nullable
             if c.header is not None:
                 item["header"] = c.header
+            if not c.required:
+                item["required"] = False
             columns.append(item)
         out: dict[str, Any] = {
             **self.extra,
@@ -371,8 +402,30 @@ def _parse_column(
     if role in ("date", "key", "target") and nullable_raw:
         raise ContractError(f"{source}: {role} column {name!r} cannot be nullable")
     header = _header_name(raw.get("header"), name, source)
+    required = raw.get("required", True)
+    if not isinstance(required, bool):
+        raise ContractError(f"{source}: column {name!r}: required must be true or false")
+    if not required and role in _ALWAYS_REQUIRED_ROLES:
+        raise ContractError(f"{source}: the {role} column {name!r} cannot be left out of a file")
+    if role == "availability":
+        if ctype not in ("BOOL", *_NUMERIC):
+            raise ContractError(
+                f"{source}: availability column {name!r} must be BOOL (true = could sell) or a "
+                f"number (a quantity on hand: available when > 0), got {ctype}"
+            )
+        if not nullable_raw:
+            raise ContractError(
+                f"{source}: availability column {name!r} cannot be non-nullable: a missing "
+                "value means available"
+            )
     return Column(
-        name=name, type=ctype, role=role, future_fill=fill, nullable=nullable_raw, header=header
+        name=name,
+        type=ctype,
+        role=role,
+        future_fill=fill,
+        nullable=nullable_raw,
+        header=header,
+        required=required,
     )
 
 
@@ -453,6 +506,13 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
         raise ContractError(f"{source}: exactly one column must have role 'date'")
     if len(by_role(columns, "target")) != 1:
         raise ContractError(f"{source}: exactly one column must have role 'target'")
+    availability = by_role(columns, "availability")
+    if len(availability) > 1:
+        raise ContractError(
+            f"{source}: {len(availability)} availability columns "
+            f"{[c.name for c in availability]}; a contract has at most one (combine them, e.g. "
+            "open AND in stock, before the load)"
+        )
     extra_keys = [c.name for c in columns if c.role == "key" and c.name not in keys]
     if extra_keys:
         raise ContractError(f"{source}: key columns {extra_keys} are not listed in series_keys")

@@ -8,7 +8,7 @@ by each column's ``future_fill`` rule and adds the derived covariate features.
 
 from __future__ import annotations
 
-__all__ = ["build_future_frame", "parse_future_csv"]
+__all__ = ["build_future_frame", "future_series_ids", "parse_future_csv"]
 
 from typing import Any
 
@@ -29,8 +29,9 @@ _SERIES_ID = Column("series_id", "STRING", "key")
 def parse_future_csv(raw: pd.DataFrame, contract: Contract, source: str) -> pd.DataFrame:
     """Validate a future-covariates CSV read as text (every cell a string).
 
-    Columns: the date, the series keys (or ``series_id``), and any known columns; observed
-    and static columns are accepted and ignored. Unknown columns, the target, unparsable
+    Columns: the date, the series keys (or ``series_id``), any known and forecast columns,
+    and the availability column (a day marked unavailable is forecast as 0); observed and
+    static columns are accepted and ignored. Unknown columns, the target, unparsable
     values and duplicate (series, date) rows are errors naming ``source``, the row (file line
     number) and the problem. Blank cells in known columns count as missing and are filled.
     """
@@ -54,6 +55,8 @@ def parse_future_csv(raw: pd.DataFrame, contract: Contract, source: str) -> pd.D
         raise TrainerError(f"{source}: missing series key columns {missing_keys}")
     out = pd.DataFrame(index=raw.index)
     keep = [contract.date_column, *contract.series_keys, *[c.name for c in contract.future_columns]]
+    if contract.availability_column is not None:
+        keep.append(contract.availability_column.name)
     for name in raw.columns:
         if name != "series_id" and name not in keep:
             continue
@@ -82,7 +85,8 @@ def parse_future_csv(raw: pd.DataFrame, contract: Contract, source: str) -> pd.D
     return out.reset_index(drop=True)
 
 
-def _attach_series_id(future: pd.DataFrame, state: pd.DataFrame, contract: Contract) -> pd.Series:
+def future_series_ids(future: pd.DataFrame, state: pd.DataFrame, contract: Contract) -> pd.Series:
+    """The ``series_id`` each future row names (None where its keys name no series of ``state``)."""
     if "series_id" in future.columns:
         return future["series_id"].astype(str)
     if not contract.series_keys:
@@ -138,7 +142,7 @@ def build_future_frame(
     if future is not None and len(future):
         future = future.copy()
         had_series_id = "series_id" in future.columns
-        future["series_id"] = _attach_series_id(future, state, contract)
+        future["series_id"] = future_series_ids(future, state, contract)
         unknown = future["series_id"].isna() | ~future["series_id"].isin(state["series_id"])
         if unknown.any():
             first = future.loc[unknown].iloc[0]

@@ -27,13 +27,14 @@ from mlforecast import MLForecast
 
 from sf_contract import Contract, ContractError
 from trainer import legacy
+from trainer.availability import zero_unavailable_days
 from trainer.columns import ID, TARGET, TIME
 from trainer.config import TrainerConfig
 from trainer.covariates import TAIL_DAYS
 from trainer.errors import TrainerError
 from trainer.feature_spec import FeatureSpec, build_feature_spec, to_model_frame
 from trainer.fitting import MODEL_NAME, fit_trees, private_copy, quiet
-from trainer.future import build_future_frame
+from trainer.future import build_future_frame, future_series_ids
 from trainer.intervals import (
     SCALED_CONFORMAL,
     add_scaled_intervals,
@@ -65,6 +66,8 @@ class ForecastResult:
     ignored_future_rows: int = 0
     updated_rows: int = 0
     series_without_intervals: int = 0
+    # Forecast rows the future marked unavailable (closed, out of stock): forecast as 0.
+    unavailable_days: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -281,6 +284,11 @@ class Forecaster:
                 preds, self._scores, self.intervals, levels, horizon, notes
             )
         frame = self._output_frame(preds, state, levels)
+        unavailable_days = 0
+        if future_df is not None and len(future_df):
+            frame, unavailable_days = zero_unavailable_days(
+                frame, future_df, self.contract, future_series_ids(future_df, state, self.contract)
+            )
         return ForecastResult(
             frame=frame,
             filled_values=filled,
@@ -288,6 +296,7 @@ class Forecaster:
             ignored_future_rows=ignored,
             updated_rows=updated,
             series_without_intervals=without,
+            unavailable_days=unavailable_days,
             notes=notes,
         )
 

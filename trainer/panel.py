@@ -9,7 +9,9 @@ Two kinds of filled day: ``is_gap_filled`` (no row at all: target 0, read as zer
 ``is_unknown`` (the day's row was quarantined and never re-delivered: target NULL). An unknown
 day's sales are not known, so they are neither zero nor a training target: the prepared panel
 carries ``is_unknown`` and a target filled by :func:`fill_unknown_target` (for features only),
-and the fitting, the metrics and the interval calibration leave those rows out.
+and the fitting, the metrics and the interval calibration leave those rows out. A day the
+contract's availability column marks unavailable (closed, out of stock: :mod:`trainer.availability`)
+is flagged the same way: its sales say nothing about demand.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from sf_contract import (
     parse_bool,
 )
 from sf_contract.scalars import check_key_part
+from trainer.availability import unavailable
 from trainer.climatology import recent_column, recent_means
 from trainer.errors import TrainerError
 
@@ -54,6 +57,8 @@ def panel_columns(contract: Contract) -> list[str]:
     """The columns the trainer reads from a panel (observed-only ones are never read)."""
     wanted = ["series_id", contract.date_column, contract.target, *contract.series_keys]
     wanted += [c.name for c in contract.future_columns + contract.static_columns]
+    if contract.availability_column is not None:
+        wanted.append(contract.availability_column.name)
     return [*dict.fromkeys(wanted), "is_gap_filled", UNKNOWN]
 
 
@@ -166,6 +171,13 @@ def prepare_panel(df: pd.DataFrame, contract: Contract, *, source: str = "data")
         out[UNKNOWN] = flags.fillna(0.0).to_numpy() > 0.5
     else:
         out[UNKNOWN] = False
+    available = contract.availability_column
+    closed = 0
+    if available is not None and available.name in df.columns:
+        # A panel without the column (an older table, a file that leaves it out) is available.
+        shut = unavailable(df[available.name], available, source) & ~out[UNKNOWN].to_numpy()
+        closed = int(shut.sum())
+        out[UNKNOWN] = out[UNKNOWN].to_numpy() | shut
     target = pd.to_numeric(df[contract.target], errors="coerce")
     bad = target.isna().to_numpy() & ~out[UNKNOWN].to_numpy()
     if bad.any():
@@ -210,7 +222,14 @@ def prepare_panel(df: pd.DataFrame, contract: Contract, *, source: str = "data")
         out[contract.target] = fill_unknown_target(
             out[contract.target].to_numpy(dtype=np.float64), unknown, codes
         )
-        log.info("%s: %d unknown (quarantined) days filled for features", source, unknown.sum())
+        log.info(
+            "%s: %d unknown days (%d quarantined, %d unavailable: closed or out of stock) are "
+            "no training targets or actuals; filled for features",
+            source,
+            unknown.sum(),
+            unknown.sum() - closed,
+            closed,
+        )
     # Later calls (a backtest window, the calibration model) slice this panel by date or
     # series, which keeps it sorted, contiguous and typed: they skip the checks above.
     out.attrs[_PREPARED] = contract.name

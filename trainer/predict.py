@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from sf_contract import Contract, series_id
+from trainer.availability import zero_unavailable_days
 from trainer.baselines import (
     SEASONAL_NAIVE_VERSION,
     seasonal_naive_forecast,
@@ -146,12 +147,13 @@ def run_predict(
 
     future = None
     ignored_future = 0
-    if future_uri and models:
+    if future_uri:
+        # Seasonal naive uses no covariates, but a day the file marks unavailable is 0 for it too.
         future = read_future_csv(future_uri, contract)
-    elif future_uri:
-        notes.append(f"seasonal naive uses no known covariates: {future_uri} was not read")
+        if not models:
+            notes.append(f"seasonal naive uses no known covariates from {future_uri}")
     future_by_model: list[pd.DataFrame | None] = [None] * len(models)
-    if future is not None:
+    if future is not None and models:
         future_by_model, ignored_future = _split_future(
             future, future_uri or "", contract, models, naive_ids
         )
@@ -182,6 +184,15 @@ def run_predict(
 
     expected = set(data_ids) | set(primary.series_ids if primary else [])
     frame = _checked(frames, expected, horizon)
+    # Every row label alike (models, fallback, seasonal naive): a closed day sells nothing.
+    frame, unavailable_days = zero_unavailable_days(
+        frame, future, contract, _future_ids(future, contract) if future is not None else None
+    )
+    if unavailable_days:
+        log.info(
+            "%d forecast days marked unavailable in the future file: forecast as 0",
+            unavailable_days,
+        )
     created = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
     keys = list(contract.series_keys)
     interval_cols = [f"{side}_{lv}" for lv in levels_used for side in ("lower", "upper")]
@@ -265,6 +276,7 @@ def run_predict(
         "filled_total": int(sum(filled.values())),
         "ignored_future_rows": ignored_future + sum(res.ignored_future_rows for res in results),
         "series_without_intervals": without,
+        "unavailable_days": unavailable_days,
         "notes": notes,
         "created_at": created.isoformat() + "Z",
     }
@@ -490,6 +502,18 @@ def _naive_frame(
     return frame.assign(model_version=SEASONAL_NAIVE_VERSION)
 
 
+def _future_ids(future: pd.DataFrame, contract: Contract) -> pd.Series:
+    """The ``series_id`` each future-file row names (by ``series_id`` or by its keys)."""
+    if "series_id" in future.columns:
+        return future["series_id"].astype(str)
+    keys = list(contract.series_keys)
+    return pd.Series(
+        [series_id(row) for row in future[keys].itertuples(index=False)] if keys else series_id([]),
+        index=future.index,
+        dtype=object,
+    )
+
+
 def _split_future(
     future: pd.DataFrame,
     source: str,
@@ -500,17 +524,7 @@ def _split_future(
     """Each model's rows of the future file, and how many rows only name seasonal-naive
     series (ignored: it uses no covariates). A row naming a series nobody forecasts is an
     error, as it was before there were several models."""
-    if "series_id" in future.columns:
-        ids = future["series_id"].astype(str)
-    else:
-        keys = list(contract.series_keys)
-        ids = pd.Series(
-            [series_id(row) for row in future[keys].itertuples(index=False)]
-            if keys
-            else series_id([]),
-            index=future.index,
-            dtype=object,
-        )
+    ids = _future_ids(future, contract)
     taken = pd.Series(False, index=future.index)
     parts: list[pd.DataFrame | None] = []
     for model in models:

@@ -57,15 +57,17 @@ def _listed(items: list[str] | list[int]) -> str:
 
 def _expected(contract: Contract) -> str:
     """The header the contract wants, as messages show it (a mapped column with both names)."""
-    if all(c.header is None for c in contract.columns):
+    if all(c.header is None and c.required for c in contract.columns):
         return f"Expected columns: {contract.column_names}"
-    return "Expected columns: [" + ", ".join(c.label for c in contract.columns) + "]"
+    shown = [c.label + ("" if c.required else " (optional)") for c in contract.columns]
+    return "Expected columns: [" + ", ".join(shown) + "]"
 
 
 def check_header(
     header: list[str], contract: Contract, uri: str, *, where: str = "line 1 (header)"
 ) -> None:
-    """The CSV's columns must be exactly the contract's header names (any order).
+    """The CSV's columns must be exactly the contract's header names (any order); a column the
+    contract marks ``required: false`` may be absent.
 
     ``where`` names the header in messages: a typed source (Parquet, a BigQuery table) passes
     its column names with ``where="columns"``.
@@ -92,7 +94,8 @@ def check_header(
     dupes = sorted(h for h, n in counts.items() if h and n > 1)
     if dupes:
         problems.append(f"duplicate columns {_listed(dupes)}")
-    missing = [c for c in contract.columns if c.csv_header not in counts]
+    # A column the contract marks ``required: false`` may be left out (its values are missing).
+    missing = [c for c in contract.columns if c.required and c.csv_header not in counts]
     if missing:
         problems.append("missing columns [" + ", ".join(c.label for c in missing[:SHOWN_NAMES]))
         more = len(missing) - SHOWN_NAMES
@@ -101,7 +104,8 @@ def check_header(
     unknown = [h for h in header if h and h not in known]
     if unknown:
         problems.append(f"unknown columns {_listed(unknown)}")
-        by_case = {c.csv_header.lower(): c for c in missing}
+        absent = [c for c in contract.columns if c.csv_header not in counts]
+        by_case = {c.csv_header.lower(): c for c in absent}
         near = [(h, by_case[h.lower()]) for h in unknown if h.lower() in by_case]
         if near:
             problems.append(

@@ -109,8 +109,10 @@ class StagedColumn:
 
     name: str  # the contract's column name (an identifier)
     source: str  # the source's own column name (the contract's header for it)
-    position: int  # its place among the source's columns
-    kind: str  # "date", "timestamp" or "text": how it becomes STRING (stage_table.sql)
+    position: int  # its place among the source's columns; -1 when the source lacks it
+    # "date", "timestamp" or "text": how it becomes STRING (stage_table.sql); "absent": a
+    # column the contract lets a source leave out (``required: false``), NULL on every row.
+    kind: str
 
 
 _NESTED = re.compile(r"(\[\]|\bSTRUCT\b|\bMAP\b|\bUNION\b|\bLIST\b|\bRECORD\b|\bARRAY\b)", re.I)
@@ -152,6 +154,9 @@ def staged_columns(
     by_name = {name: (i, col) for i, (name, col) in enumerate(zip(names, columns, strict=True))}
     staged = []
     for col in contract.columns:
+        if col.csv_header not in by_name:  # check_header let only optional columns be absent
+            staged.append(StagedColumn(name=col.name, source="", position=-1, kind="absent"))
+            continue
         position, source = by_name[col.csv_header]
         if identifiers_only:
             try:

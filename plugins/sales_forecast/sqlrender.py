@@ -204,7 +204,24 @@ def render_sql(
 
 
 def to_duckdb(sql: str) -> list[str]:
-    """Transpile a BigQuery script into DuckDB statements."""
-    import sqlglot
+    """Transpile a BigQuery script into DuckDB statements.
 
-    return [s for s in sqlglot.transpile(sql, read="bigquery", write="duckdb") if s.strip()]
+    An ``ALTER TABLE`` with several actions (``ADD COLUMN a ..., ADD COLUMN b ...``: one
+    statement, one job on BigQuery) becomes one statement per action, the only form DuckDB takes.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    out = []
+    for statement in sqlglot.parse(sql, read="bigquery"):
+        if statement is None:
+            continue
+        actions = statement.args.get("actions") if isinstance(statement, exp.Alter) else None
+        if actions and len(actions) > 1:
+            for action in actions:
+                single = statement.copy()
+                single.set("actions", [action.copy()])
+                out.append(single.sql(dialect="duckdb"))
+        else:
+            out.append(statement.sql(dialect="duckdb"))
+    return [s for s in out if s.strip()]

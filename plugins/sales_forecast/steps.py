@@ -124,7 +124,34 @@ def prepare_staging(ctx: RunContext, platform: Platform) -> Contract:
         # Found out now, not after the whole training at the forecast step.
         raise DataError(f"{ctx.future_uri}: future covariates file not found")
     platform.warehouse.run_script("create_tables", contract)
+    add_history_columns(platform, contract)
     return contract
+
+
+def add_history_columns(platform: Platform, contract: Contract) -> list[str]:
+    """Add the columns the contract has and ``sales_history`` lacks (a column added to the
+    contract since, such as an optional availability column); the names added.
+
+    Rows already kept get NULL there. Nothing is dropped or retyped: a column the contract no
+    longer has stays in history, unread. Looked up first, so a run that changes nothing sends
+    no table update (BigQuery limits those per table).
+    """
+    wh = platform.warehouse
+    have = {name.lower() for name in wh.table_columns("sales_history")}
+    added = [c for c in contract.columns if c.name.lower() not in have]
+    if not added:
+        return []
+    wh.run_script("add_history_columns", contract, render={"added": added})
+    names = [c.name for c in added]
+    log.info("sales_history gained the contract's new columns %s (NULL on older rows)", names)
+    strict = [c.name for c in added if not c.nullable]
+    if strict:
+        log.warning(
+            "columns %s are not nullable in the contract, but the rows sales_history already "
+            "kept have no value there",
+            strict,
+        )
+    return names
 
 
 def load_input(

@@ -1,8 +1,9 @@
 """The data a script's template needs beyond its switches, for tests that render every script.
 
-Only ``stage_table.sql`` has any: the typed source's columns (sources.StagedColumn) and where
-they are read from. Every column kind and both sources are rendered, so a kind the template
-writes badly shows up in the SQL-wide tests (BigQuery dialect, DuckDB transpile, headers).
+``stage_table.sql`` needs the typed source's columns (sources.StagedColumn) and where they are
+read from; ``add_history_columns.sql`` the columns to add. Every column kind and both sources
+are rendered, so a kind the template writes badly shows up in the SQL-wide tests (BigQuery
+dialect, DuckDB transpile, headers).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def staged_for(contract: Contract) -> list[StagedColumn]:
 
 def script_inputs(script: str, contract: Contract) -> list[dict[str, Any]]:
     """Every variant of the data ``script`` renders with ([{}] when it needs none)."""
+    if script == "add_history_columns":
+        nullable = [c for c in contract.columns if c.nullable]
+        return [{"added": nullable}, {"added": nullable[:1]}]
     if script != "stage_table":
         return [{}]
     staged = staged_for(contract)

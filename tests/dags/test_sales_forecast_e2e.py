@@ -33,9 +33,9 @@ def env(tmp_path_factory):
     panel.history.to_csv(sales, index=False)
     # A few bad rows: each must land in rejected_rows with a reason, the rest of the file loads.
     with sales.open("a") as fh:
-        fh.write("2025-03-31,S01,I001,-5,1.0,false,false,10.0\n")  # negative (and conflicting)
-        fh.write("2025-02-30,S01,I001,3,1.0,false,false,10.0\n")  # impossible date
-        fh.write("2025-03-01,S02,I002,many,1.0,false,false,10.0\n")  # wrong type
+        fh.write("2025-03-31,S01,I001,-5,1.0,false,false,10.0,true\n")  # negative (and conflicting)
+        fh.write("2025-02-30,S01,I001,3,1.0,false,false,10.0,true\n")  # impossible date
+        fh.write("2025-03-01,S02,I002,many,1.0,false,false,10.0,true\n")  # wrong type
     future = root / "future.csv"
     panel.future.to_csv(future, index=False)
     home = root / "airflow"

@@ -125,13 +125,16 @@ def test_csv_text_format(tmp_path: Path) -> None:
     assert lines[0] == ",".join(RETAIL_COLUMNS)
     assert lines[-1] == ""  # trailing newline, no CRLF
     row = re.compile(
-        r"\d{4}-\d{2}-\d{2},S\d{2},I\d{3},\d+,\d+\.\d{2},(true|false),(true|false),-?\d+\.\d"
+        r"\d{4}-\d{2}-\d{2},S\d{2},I\d{3},\d+,\d+\.\d{2},(true|false),(true|false),-?\d+\.\d,"
+        r"(true|false)"
     )
     bad = [line for line in lines[1:-1] if not row.fullmatch(line)]
     assert not bad, bad[:3]
     future_lines = files["future"].decode().split("\n")
     assert future_lines[0] == ",".join(RETAIL_FUTURE_COLUMNS)
-    frow = re.compile(r"\d{4}-\d{2}-\d{2},S\d{2},I\d{3},\d+\.\d{2},(true|false),(true|false)")
+    frow = re.compile(
+        r"\d{4}-\d{2}-\d{2},S\d{2},I\d{3},\d+\.\d{2},(true|false),(true|false),(true|false)"
+    )
     assert all(frow.fullmatch(line) for line in future_lines[1:-1])
     assert b"\r" not in files["history"]
 
@@ -164,23 +167,31 @@ def test_no_rows_before_launch(panel: RetailPanel) -> None:
     assert (merged["date"] >= merged["launch_date"]).all()
 
 
-def test_closed_days_have_no_rows(panel: RetailPanel) -> None:
+def test_closed_days_are_unavailable_rows_with_zero_sales(panel: RetailPanel) -> None:
     closures = panel.closures
-    assert set(closures["reason"]) == {"christmas", "renovation"}
+    assert set(closures["reason"]) == {"christmas", "renovation", "stocktake"}
     renovation = closures[closures["reason"] == "renovation"]
     assert renovation["store_id"].nunique() == 1
     assert len(renovation) >= 7
-    keys = panel.history[["store_id", "date"]].drop_duplicates()
-    hit = keys.merge(closures[["store_id", "date"]], on=["store_id", "date"])
-    assert hit.empty
+    marked = panel.history.merge(
+        closures[["store_id", "date"]], on=["store_id", "date"], how="left", indicator=True
+    )
+    closed = marked["_merge"] == "both"
+    assert closed.any()
+    # A closed day is a row with zero sales, flagged unavailable; every other day is available.
+    assert (marked.loc[closed, "sales"] == 0).all()
+    assert not marked.loc[closed, "is_available"].any()
+    assert marked.loc[~closed, "is_available"].all()
 
 
-def test_dec_25_absent_everywhere(panel: RetailPanel) -> None:
-    dates = panel.history["date"]
-    assert not ((dates.dt.month == 12) & (dates.dt.day == 25)).any()
+def test_dec_25_closed_everywhere(panel: RetailPanel) -> None:
+    h = panel.history
+    xmas = (h["date"].dt.month == 12) & (h["date"].dt.day == 25)
+    assert xmas.any()
+    assert not h.loc[xmas, "is_available"].any()
     # Dec 24 and 26 are trading days.
     for day in ("2023-12-24", "2023-12-26", "2024-12-24"):
-        assert (dates == pd.Timestamp(day)).any()
+        assert h.loc[h["date"] == pd.Timestamp(day), "is_available"].all()
 
 
 def test_holiday_calendar() -> None:
@@ -201,7 +212,8 @@ def test_holiday_calendar() -> None:
 def test_is_holiday_flag_matches_calendar(panel: RetailPanel) -> None:
     hol = retail_holidays(PARAMS["start"], PARAMS["end"])
     flagged = set(panel.history.loc[panel.history["is_holiday"], "date"])
-    assert flagged == set(hol.loc[hol["effect"] > 0, "date"])
+    # Christmas (effect 0: closed) is a holiday too, on rows flagged unavailable.
+    assert flagged == set(hol["date"])
 
 
 def test_pre_holiday_uplift_in_truth(panel: RetailPanel) -> None:
@@ -324,12 +336,13 @@ def test_truth_grid_and_values(panel: RetailPanel) -> None:
     n_days += PARAMS["future_days"]
     assert len(t) == PARAMS["n_stores"] * PARAMS["n_items"] * n_days
     assert (t["expected"] >= 0).all()
-    # Closed and pre-launch days have expected 0; every history row has expected > 0.
+    # Closed and pre-launch days have expected 0; every open history row has expected > 0.
     closed = t.merge(panel.closures[["store_id", "date"]], on=["store_id", "date"])
     assert (closed["expected"] == 0).all()
     h = panel.history.merge(t, on=["date", "store_id", "item_id"], how="left")
     assert h["expected"].notna().all()
-    assert (h["expected"] > 0).all()
+    assert (h.loc[h["is_available"], "expected"] > 0).all()
+    assert (h.loc[~h["is_available"], "expected"] == 0).all()
 
 
 def test_sales_mean_matches_expected_mean(panel: RetailPanel) -> None:
@@ -377,3 +390,24 @@ def test_cli_writes_same_bytes_as_api(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "history=" in capsys.readouterr().out
     api = _csv_bytes(tmp_path, "api", **SMALL)
     assert {k: p.read_bytes() for k, p in cli.items()} == api
+
+
+def test_the_yearly_stocktake_is_a_known_closure_in_the_future_file() -> None:
+    p = generate_retail(
+        n_stores=3, n_items=2, start="2024-01-01", end="2025-10-31", future_days=28, seed=7
+    )
+    stock = p.closures[p.closures["reason"] == "stocktake"]
+    # Store s closes on the (s + 1)-th Tuesday of November, every year of the panel.
+    days = {(r.store_id, r.date.strftime("%Y-%m-%d")) for r in stock.itertuples()}
+    assert {d for d in days if d[1] >= "2025"} == {
+        ("S01", "2025-11-04"),
+        ("S02", "2025-11-11"),
+        ("S03", "2025-11-18"),
+    }
+    assert all(pd.Timestamp(d).dayofweek == 1 for _, d in days)
+    closed = p.future[~p.future["is_available"]]
+    named = zip(closed["store_id"], closed["date"].dt.strftime("%Y-%m-%d"), strict=True)
+    assert set(named) == {d for d in days if d[1] >= "2025"}
+    assert len(closed) == 3 * 2  # every item of the store
+    actual = p.future_actuals.merge(closed[["store_id", "item_id", "date"]])
+    assert (actual["sales"] == 0).all()

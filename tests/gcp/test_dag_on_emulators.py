@@ -107,7 +107,8 @@ def results(daily_file, gcs_client, bq_client, run_gcp_dag):
         ],
     )
     source_table(bq_client)
-    daily, bad, header, table = run_gcp_dag(
+    older_history(bq_client)
+    daily, bad, header, table, evolved = run_gcp_dag(
         [
             # {{ ds }} in the input param is rendered at run time, as for a daily drop folder.
             {
@@ -137,9 +138,36 @@ def results(daily_file, gcs_client, bq_client, run_gcp_dag):
                 "conf": {"input_uri": f"bq://{SOURCE_TABLE}"},
                 "variables": variables("fromtable"),
             },
+            {
+                "task_ids": [*FIRST_TASKS, "merge_history"],
+                "edges": [["build_features", "merge_history"]],
+                "logical_date": LOGICAL_DATE,
+                "conf": {"input_uri": "gs://sf-drops/{{ ds }}/sales.csv"},
+                "variables": variables("evolve"),
+            },
         ]
     )
-    return {"daily": daily, "bad": bad, "header": header, "table": table}
+    return {"daily": daily, "bad": bad, "header": header, "table": table, "evolved": evolved}
+
+
+def older_history(bq_client) -> None:
+    """sales_history as a retail contract without is_available made it, holding one day."""
+    from google.cloud import bigquery
+
+    bq_client.create_dataset("test-project.evolve", exists_ok=True)
+    table = "test-project.evolve.sales_history"
+    names = [
+        ("date", "DATE"), ("store_id", "STRING"), ("item_id", "STRING"), ("sales", "FLOAT64"),
+        ("price", "FLOAT64"), ("on_promo", "BOOL"), ("is_holiday", "BOOL"),
+        ("temperature", "FLOAT64"), ("_loaded_by_run", "STRING"), ("_loaded_at", "TIMESTAMP"),
+    ]  # fmt: skip
+    bq_client.delete_table(table, not_found_ok=True)
+    schema = [bigquery.SchemaField(n, t) for n, t in names]
+    bq_client.create_table(bigquery.Table(table, schema=schema))
+    bq_client.query(
+        f"INSERT INTO `{table}` VALUES (DATE '2024-12-31', 'S01', 'I001', 9.0, 2.5, FALSE, "
+        "FALSE, 6.5, 'manual__older', CURRENT_TIMESTAMP())"
+    ).result()
 
 
 SOURCE_TABLE = "test-project.src.daily_sales"
@@ -339,3 +367,18 @@ def test_a_bigquery_table_is_validated_like_a_csv(results, bq_client):
         "FROM `test-project.fromtable.daily_sales_features`",
     )
     assert feats == [{"n": 12, "first": date(2025, 1, 1), "last": date(2025, 1, 12)}]
+
+
+def test_a_history_from_an_older_contract_gains_its_new_column(results, bq_client):
+    result = results["evolved"]
+    expected = {t: "success" for t in [*FIRST_TASKS, "merge_history"]}
+    assert result.states == expected, result.output[-5000:]
+    assert "sales_history gained the contract's new columns ['is_available']" in result.output
+    kept = rows(
+        bq_client,
+        "SELECT date, sales, is_available FROM `test-project.evolve.sales_history` "
+        "WHERE date = DATE '2024-12-31'",
+    )
+    assert kept == [{"date": date(2024, 12, 31), "sales": 9.0, "is_available": None}]
+    (n,) = rows(bq_client, "SELECT COUNT(*) AS n FROM `test-project.evolve.sales_history`")
+    assert n["n"] > 1  # the day's accepted rows joined it

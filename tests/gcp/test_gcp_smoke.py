@@ -135,6 +135,8 @@ def test_write_plan_files_and_tsv(tmp_path):
     lines = [line.split("\t") for line in path.read_text().splitlines()]
     assert lines[0] == ["run", "001_create_tables.sql", ""]
     assert lines[4] == ["run", "005_staging.sql", ""]
+    # add_history_columns.sql's ALTER (only sent when history lacks a column) is checked only.
+    assert lines[5][:2] == ["dry_run", "006_add_history_columns.sql"]
     assert lines[-1] == ["skip", f"{len(lines):03d}_relabel_forecasts.sql", ""]
     files = sorted(p.name for p in out.glob("*.sql"))
     assert files == [line[1] for line in lines]  # the stale file is gone
@@ -150,7 +152,7 @@ def test_the_command_line_renders_a_contract_file(tmp_path, capsys):
     out = tmp_path / "sql"
     argv = ["--project", "p", "--dataset", "s", "--out", str(out), "--contract", str(contract)]
     assert rs.main(argv) == 0
-    assert "statements (run 6, dry_run 16, skip 1)" in capsys.readouterr().out
+    assert "statements (run 6, dry_run 17, skip 1)" in capsys.readouterr().out
     assert "`p.s.sales_history`" in (out / "001_create_tables.sql").read_text()
 
 
@@ -227,12 +229,12 @@ def test_the_smoke_script_checks_every_statement_then_runs_the_dag(tmp_path):
     assert runs[4].split("\t")[1].startswith("CREATE TABLE IF NOT EXISTS `my-proj.sf_smoke_")
     assert "--parameter=cutoff:DATE:2025-10-31" in runs[5]  # the demo file's last day
     dry = [q for q in queries if "--dry_run" in q]
-    assert len(dry) == 17  # 16 in the scratch dataset, relabel after the run
+    assert len(dry) == 18  # 17 in the scratch dataset, relabel after the run
     assert "sales_forecast_takeaway" not in "".join(dry[:-1])
     assert bq[-1].startswith("bq rm -r -f -d my-proj:sf_smoke_")
     # A failing statement is reported and the next ones are still checked.
     assert "merge_history.sql failed" in proc.stderr
-    assert "SQL: 22 statements checked, 1 failed, 0 skipped, 1 after the DAG run" in proc.stdout
+    assert "SQL: 23 statements checked, 1 failed, 0 skipped, 1 after the DAG run" in proc.stdout
 
     gcloud = [c.removeprefix("gcloud ") for c in calls if c.startswith("gcloud ")]
     composer = "composer environments run sf-env --location europe-west1 --project my-proj"
@@ -276,9 +278,9 @@ def test_dry_run_prints_the_commands_and_sends_nothing(tmp_path):
     assert calls == []
     lines = proc.stdout.splitlines()
     query = "bq --project_id=my-proj --location=EU query "
-    assert sum(line.startswith(query) for line in lines) == 22
+    assert sum(line.startswith(query) for line in lines) == 23
     assert "(--dry-run: nothing was sent)" in lines
-    assert "SQL: 22 statements checked, 0 failed, 1 skipped, 0 after the DAG run" in lines
+    assert "SQL: 23 statements checked, 0 failed, 1 skipped, 0 after the DAG run" in lines
     assert not any(line.startswith("gcloud ") for line in lines)
 
 

@@ -34,7 +34,16 @@ def test_every_exported_name_exists():
 
 def test_the_vocabularies():
     assert COLUMN_TYPES == ("DATE", "STRING", "INT64", "FLOAT64", "BOOL")
-    assert ROLES == ("date", "key", "target", "known", "forecast", "observed", "static")
+    assert ROLES == (
+        "date",
+        "key",
+        "target",
+        "known",
+        "forecast",
+        "observed",
+        "static",
+        "availability",
+    )
     # FILL_RULES once lacked weekend (commit 86d4ac0 added the rule and missed the tuple).
     assert FILL_RULES == ("last", "zero", "false", "weekend", "value:<x>", "climatology")
     assert METRICS == ("wape", "mae", "rmse", "mase")
@@ -104,7 +113,8 @@ def test_every_role_is_accepted(role):
     columns = [{"name": "day", "type": "DATE"}, {"name": "units", "type": "FLOAT64"}]
     keys = []
     if role not in ("date", "target"):
-        columns.append({"name": "c", "type": "STRING", "role": role})
+        ctype = "BOOL" if role == "availability" else "STRING"
+        columns.append({"name": "c", "type": ctype, "role": role})
         keys = ["c"] if role == "key" else []
     data = {"name": "x", "date_column": "day", "target": "units", "series_keys": keys}
     assert parse_contract({**data, "columns": columns}).by_role(role)

@@ -297,6 +297,25 @@ REJECTED = [
     ("two targets", _col(name="u2", type="INT64", role="target"), "exactly one column .*'target'"),
     ("key not listed", _col(name="shop", type="STRING", role="key"),
      r"key columns \['shop'\] are not listed in series_keys"),
+    # availability and optional columns
+    ("availability STRING", _col(name="open", type="STRING", role="availability"),
+     "availability column 'open' must be BOOL .* or a number"),
+    ("availability DATE", _col(name="open", type="DATE", role="availability"), "must be BOOL"),
+    ("availability not nullable",
+     _col(name="open", type="BOOL", role="availability", nullable=False),
+     "cannot be non-nullable: a missing value means available"),
+    ("availability fill", _col(name="open", type="BOOL", role="availability", future_fill="false"),
+     "future_fill only applies to known and forecast columns"),
+    ("two availability columns", lambda d: d["columns"].extend([
+        {"name": "open", "type": "BOOL", "role": "availability"},
+        {"name": "stock", "type": "INT64", "role": "availability"},
+    ]), r"2 availability columns \['open', 'stock'\]; a contract has at most one"),
+    ("required not a bool", _col(name="p", type="FLOAT64", role="known", required="no"),
+     "required must be true or false"),
+    ("optional date", _set(["columns", 0, "required"], False),
+     "the date column 'day' cannot be left out of a file"),
+    ("optional target", _set(["columns", 1, "required"], False),
+     "the target column 'units' cannot be left out"),
 ]  # fmt: skip
 
 
@@ -511,3 +530,32 @@ def test_unsupported_date_formats_are_rejected_with_what_is_allowed(fmt, message
     assert str(err.value).startswith("mine.yaml: ")
     if isinstance(fmt, str) and fmt:
         assert "use %Y %m %d, each once" in str(err.value)
+
+
+# --------------------------------------------------------------------------- availability
+
+
+@pytest.mark.parametrize(
+    ("ctype", "values", "available"),
+    [
+        ("BOOL", [True, False, None, "false", " YES ", ""], [True, False, True, False, True, True]),
+        ("INT64", [0, 1, -2, None, "3", "0"], [False, True, False, True, True, False]),
+        ("FLOAT64", [0.0, 0.5, float("nan"), "-0.1"], [False, True, True, False]),
+    ],
+)
+def test_availability_rule(ctype, values, available):
+    data = with_column(name="open", type=ctype, role="availability")
+    col = parse_contract(data).availability_column
+    assert col is not None and col.name == "open"
+    assert [col.is_available(v) for v in values] == available
+
+
+def test_an_optional_column_round_trips_and_defaults_to_required():
+    data = with_column(name="open", type="BOOL", role="availability", required=False)
+    data["columns"].append({"name": "price", "type": "FLOAT64", "role": "known"})
+    c = parse_contract(data)
+    assert not c.column("open").required and c.column("price").required
+    back = parse_contract(json.loads(json.dumps(c.to_dict())))
+    assert back == c and not back.column("open").required
+    assert "required" not in c.to_dict()["columns"][-1]
+    assert parse_contract(minimal()).availability_column is None

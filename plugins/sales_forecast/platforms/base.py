@@ -111,6 +111,10 @@ class Warehouse(ABC):
         """Whether one of :class:`TableNames`' tables (by field name) exists."""
 
     @abstractmethod
+    def table_columns(self, table: str) -> list[str]:
+        """The column names of one of :class:`TableNames`' tables (by field name), as stored."""
+
+    @abstractmethod
     def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         """Run a small read query written in BigQuery's dialect and return its rows."""
 

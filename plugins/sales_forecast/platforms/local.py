@@ -218,7 +218,11 @@ class DuckDBWarehouse(Warehouse, StagingLoader):
             con.execute("CREATE OR REPLACE TEMP TABLE _thresholds (t BIGINT)")
             if thresholds:
                 con.executemany("INSERT INTO _thresholds VALUES (?)", [[t] for t in thresholds])
-            select_cols = ", ".join(_ident(c) for c in contract.column_names)
+            # A column the file leaves out (``required: false``) is NULL on every row.
+            select_cols = ", ".join(
+                _ident(c) if c in columns else f"CAST(NULL AS VARCHAR) AS {_ident(c)}"
+                for c in contract.column_names
+            )
             con.execute(
                 f"""
                 CREATE OR REPLACE TABLE {staging} AS
@@ -268,7 +272,8 @@ class DuckDBWarehouse(Warehouse, StagingLoader):
         # renamed by position to the contract's names, and read_parquet's file name and row
         # number, appended after them, get names of ours.
         # The header check made the source's columns exactly the contract's: one name each.
-        aliases = [s.name for s in sorted(staged, key=lambda s: s.position)]
+        present = [s for s in staged if s.kind != "absent"]
+        aliases = [s.name for s in sorted(present, key=lambda s: s.position)]
         # read_parquet appends file_row_number, then filename (DuckDB's order; the tests
         # would see rows numbered wrongly if it changed).
         alias_sql = ", ".join(_ident(a) for a in [*aliases, "_sf_row", "_sf_file"])
@@ -343,6 +348,15 @@ class DuckDBWarehouse(Warehouse, StagingLoader):
                 [self.dataset, self.tables.name(table)],
             ).fetchone()
         return bool(n)
+
+    def table_columns(self, table: str) -> list[str]:
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
+                "ORDER BY column_index",
+                [self.dataset, self.tables.name(table)],
+            ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def table_uri(self, table: str) -> str:
         return f"duckdb://{self.path}?table={self.dataset}.{self.tables.name(table)}"

@@ -3,7 +3,8 @@
     staged: sources.StagedColumn list, in the contract's order. Either bq_table (a checked
     "project.dataset.table" whose column names are checked identifiers) or, locally, the temp
     table _typed_source, whose columns the loader has already renamed to the contract's names by
-    position and which carries _source_row and _source_file. -#}
+    position and which carries _source_row and _source_file. A staged column of kind "absent"
+    (an optional column the source leaves out) is NULL. -#}
 {% set fmt = (c.date_format or "%Y-%m-%d") | lit %}
 CREATE OR REPLACE TABLE {{ t.staging }} AS
 SELECT
@@ -11,7 +12,9 @@ SELECT
   _source_file,
 {% for s in staged %}
 {% set v = s.name | q %}
-{% if s.kind == "date" %}
+{% if s.kind == "absent" %}
+  CAST(NULL AS STRING) AS {{ v }}{{ "," if not loop.last }}
+{% elif s.kind == "date" %}
   FORMAT_DATE({{ fmt }}, {{ v }}) AS {{ v }}{{ "," if not loop.last }}
 {% elif s.kind == "timestamp" %}
   IF(CAST({{ v }} AS TIME) = TIME '00:00:00', FORMAT_DATE({{ fmt }}, CAST({{ v }} AS DATE)), CAST({{ v }} AS STRING)) AS {{ v }}{{ "," if not loop.last }}
@@ -25,7 +28,7 @@ FROM
     SELECT
       ROW_NUMBER() OVER () AS _source_row,
       {{ source_uri | lit }} AS _source_file,
-{% for s in staged %}
+{% for s in staged if s.kind != "absent" %}
       {{ s.source | q }} AS {{ s.name | q }}{{ "," if not loop.last }}
 {% endfor %}
     FROM {{ bq_table | q }}

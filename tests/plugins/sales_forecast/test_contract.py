@@ -28,6 +28,7 @@ RETAIL_COLUMNS = [
     "on_promo",
     "is_holiday",
     "temperature",
+    "is_available",
 ]
 TAKEAWAY_COLUMNS = [
     "date",
@@ -58,6 +59,9 @@ def test_builtin_retail_contract():
     assert c.series_keys == ("store_id", "item_id")
     assert [x.name for x in c.by_role("known")] == ["price", "on_promo", "is_holiday"]
     assert [x.name for x in c.by_role("forecast")] == ["temperature"]
+    # Optional: a retail file without it loads, and every day counts as available.
+    assert c.availability_column is not None and c.availability_column.name == "is_available"
+    assert not c.availability_column.required
     assert c.column("temperature").future_fill == "climatology"
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
+import sqlglot
 from sales_forecast import steps
 from sales_forecast.errors import DataError
 from sales_forecast.platforms.gcp.load import parquet_load_config
@@ -144,6 +145,34 @@ def test_the_bigquery_staging_reads_the_source_by_its_checked_names():
     assert "`u` AS `sales`" in sql and "`d` AS `date`" in sql
     assert "FORMAT_DATE('%d/%m/%Y', `date`) AS `date`" in sql
     assert "'bq://my-project.src.t' AS _source_file" in sql
+
+
+def test_a_source_may_leave_out_an_optional_column_which_stages_as_null():
+    doc = pos_contract_doc(date="d", store_id="s", item_id="i", sales="u", price="p", on_promo="x")
+    doc["columns"].append(
+        {"name": "in_stock", "type": "BOOL", "role": "availability", "required": False}
+    )
+    plain = parse_contract(doc)
+    names = ["d", "s", "i", "u", "p", "x"]
+    staged = staged_columns(pos_source(names=names), plain, "bq://p", identifiers_only=True)
+    assert (staged[-1].name, staged[-1].kind, staged[-1].position) == ("in_stock", "absent", -1)
+    sql = render_sql(
+        "stage_table",
+        plain,
+        TableNames("my-project.sf", "run1"),
+        {"staged": staged, "bq_table": "my-project.src.t", "source_uri": "bq://my-project.src.t"},
+    )
+    assert "CAST(NULL AS STRING) AS `in_stock`" in sql
+    assert sql.count("in_stock") == 1  # never read from the source
+    sqlglot.parse(sql, read="bigquery")
+    # A required column is still required.
+    with pytest.raises(DataError, match="missing columns"):
+        staged_columns(
+            pos_source(types=POS_TYPES[:-1], names=names[:-1]),
+            plain,
+            "bq://p",
+            identifiers_only=True,
+        )
 
 
 def test_a_parquet_load_job_keeps_the_files_own_schema():

@@ -5,7 +5,7 @@ through the platform interfaces, and the GCP tests run the same steps through GC
 """
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from sales_forecast import steps
@@ -267,3 +267,101 @@ def test_a_model_that_lost_to_seasonal_naive_never_writes_the_forecasts(settings
     job = steps.plan_forecast(ctx, platform, settings)
     assert "--seasonal-naive" in job.args and "--model-dir" not in job.args
     assert job.state["model_version"] == "seasonal_naive"
+
+
+def _features(wh, columns="date, sales, is_available"):
+    return wh.query(f"SELECT {columns} FROM {wh.tables.daily_sales_features} ORDER BY date")
+
+
+def test_the_optional_availability_column_may_be_left_out_or_given(settings, tmp_path):
+    platform = build_local_platform(settings)
+    wh = platform.warehouse
+    # The retail header without is_available: loads, every day available (NULL).
+    without = tmp_path / "without.csv"
+    without.write_text(HEADER + "\n2024-03-01,S01,I001,3,1.5,false,false,5\n")
+    ctx = ctx_for(settings, tmp_path, str(without), run_id="manual__without")
+    assert steps.load_to_staging(ctx, platform, settings)["rows"] == 1
+    steps.validate(ctx, platform, settings)
+    steps.build_features(ctx, platform, settings)
+    assert _features(wh) == [{"date": date(2024, 3, 1), "sales": 3.0, "is_available": None}]
+    steps.merge_history(ctx, platform, settings)
+    # With it (any column order): a closed day keeps its row, its zero and its flag.
+    given = tmp_path / "given.csv"
+    given.write_text(
+        "is_available," + HEADER + "\n"
+        "true,2024-03-02,S01,I001,4,1.5,false,false,5\n"
+        "false,2024-03-03,S01,I001,0,1.5,false,false,5\n"
+        "maybe,2024-03-04,S01,I001,2,1.5,false,false,5\n"
+        + "".join(f",2024-03-{d:02d},S01,I001,2,1.5,false,false,5\n" for d in range(5, 10))
+    )
+    ctx = ctx_for(settings, tmp_path, str(given), run_id="manual__given")
+    steps.load_to_staging(ctx, platform, settings)
+    out = steps.validate(ctx, platform, settings)
+    assert out["rejected"] == 1  # "maybe" is no BOOL: quarantined with its reason
+    (reason,) = wh.query(
+        f"SELECT reason FROM {wh.tables.rejected_rows} WHERE run_id = @r", r=ctx.run_id
+    )
+    assert "is_available" in reason["reason"]
+    steps.build_features(ctx, platform, settings)
+    rows = _features(wh)
+    assert [(r["date"].day, r["is_available"]) for r in rows[:3]] == [
+        (1, None),
+        (2, True),
+        (3, False),
+    ]
+
+
+def test_a_history_table_from_before_a_new_column_gains_it(settings, tmp_path):
+    platform = build_local_platform(settings)
+    wh = platform.warehouse
+    # The table as the older contract made it, holding one day.
+    wh.query("CREATE SCHEMA IF NOT EXISTS sales_forecast")
+    wh.query(
+        f"CREATE TABLE {wh.tables.sales_history} (date DATE, store_id STRING, item_id STRING, "
+        "sales FLOAT64, price FLOAT64, on_promo BOOL, is_holiday BOOL, temperature FLOAT64, "
+        "_loaded_by_run STRING, _loaded_at TIMESTAMP)"
+    )
+    wh.query(
+        f"INSERT INTO {wh.tables.sales_history} VALUES (DATE '2024-02-29', 'S01', 'I001', 7, "
+        "1.5, false, false, 5, 'manual__old', CURRENT_TIMESTAMP())"
+    )
+    f = tmp_path / "in.csv"
+    f.write_text(HEADER + ",is_available\n2024-03-01,S01,I001,3,1.5,false,false,5,false\n")
+    ctx = ctx_for(settings, tmp_path, str(f))
+    steps.load_to_staging(ctx, platform, settings)
+    steps.validate(ctx, platform, settings)
+    steps.build_features(ctx, platform, settings)
+    assert steps.merge_history(ctx, platform, settings)["merged"] == 1
+    rows = wh.query(
+        f"SELECT date, sales, is_available FROM {wh.tables.sales_history} ORDER BY date"
+    )
+    assert rows == [
+        {"date": date(2024, 2, 29), "sales": 7.0, "is_available": None},
+        {"date": date(2024, 3, 1), "sales": 3.0, "is_available": False},
+    ]
+
+
+def test_a_parquet_input_may_leave_the_optional_column_out(settings, tmp_path):
+    import pandas as pd
+
+    platform = build_local_platform(settings)
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2024-03-01", "2024-03-02"]).date,
+            "store_id": "S01",
+            "item_id": "I001",
+            "sales": [3.0, 4.0],
+            "price": 1.5,
+            "on_promo": False,
+            "is_holiday": False,
+            "temperature": 5.0,
+        }
+    )
+    path = tmp_path / "in.parquet"
+    frame.to_parquet(path, index=False)
+    ctx = ctx_for(settings, tmp_path, str(path))
+    assert steps.load_to_staging(ctx, platform, settings)["rows"] == 2
+    steps.validate(ctx, platform, settings)
+    steps.build_features(ctx, platform, settings)
+    rows = _features(platform.warehouse)
+    assert [(r["sales"], r["is_available"]) for r in rows] == [(3.0, None), (4.0, None)]

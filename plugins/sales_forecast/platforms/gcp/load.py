@@ -98,10 +98,11 @@ def number_csv(
     writer = csv.writer(dst, lineterminator="\n")
     columns = contract.column_names
     position = {name: i for i, name in enumerate(header)}
-    missing = [c.label for c in contract.columns if c.csv_header not in position]
+    missing = [c.label for c in contract.columns if c.required and c.csv_header not in position]
     if missing:
         raise DataError(f"{source_uri}: line 1 (header): missing columns [{', '.join(missing)}]")
-    order = [position[c.csv_header] for c in contract.columns]
+    # -1: a column the file leaves out (``required: false``), written empty (NULL once loaded).
+    order = [position.get(c.csv_header, -1) for c in contract.columns]
     writer.writerow([*SOURCE_COLUMNS, *columns])
     out = NumberedCsv()
     next(reader, None)  # the header, already checked against the contract
@@ -126,7 +127,7 @@ def number_csv(
             detail = f"expected {len(header)} fields, found {len(record)}"
             out.malformed.append(_malformed(line, kind, detail, raw))
         else:
-            writer.writerow([line, source_uri, *(record[i] for i in order)])
+            writer.writerow([line, source_uri, *(record[i] if i >= 0 else "" for i in order)])
             out.rows += 1
     return out
 

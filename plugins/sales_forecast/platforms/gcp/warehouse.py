@@ -172,6 +172,10 @@ class BigQueryWarehouse(Warehouse):
             )
         )
 
+    def table_columns(self, table: str) -> list[str]:
+        client = self.hook.get_client(project_id=self.project, location=self.location)
+        return [f.name for f in client.get_table(self.table_id(table)).schema]
+
     def ensure_dataset(self) -> None:
         """Create the dataset (in the configured location) only when it does not exist yet.
 

@@ -8,6 +8,7 @@ for real against emulators in tests/gcp.)
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -113,7 +114,16 @@ class FakeBigQuery:
             rows = self.answer(sql, params)
             return SimpleNamespace(result=lambda: [SimpleNamespace(items=r.items) for r in rows])
 
-        return SimpleNamespace(query=query, project=project_id, location=location)
+        def get_table(table_id: str) -> Any:
+            # The columns the table was created with (create_tables.sql's DDL as sent).
+            create = f"CREATE TABLE IF NOT EXISTS `{table_id}` ("
+            ddl = next((s for s in self.statements if create in s), "")
+            names = re.findall(r"^\s+`([^`]+)` ", ddl.split(create, 1)[-1], flags=re.M)
+            return SimpleNamespace(schema=[SimpleNamespace(name=n) for n in names])
+
+        return SimpleNamespace(
+            query=query, get_table=get_table, project=project_id, location=location
+        )
 
 
 @pytest.fixture

@@ -15,6 +15,9 @@ from sales_forecast.sqlrender import run_suffix
 from tests._support.gcp import DATASET, RUN_DIR, RUN_ID, RUN_KEY, render
 
 HEADER = "date,store_id,item_id,sales,price,on_promo,is_holiday,temperature"
+# The staging copy's columns: the contract's, including is_available, which these files leave
+# out (an optional column: written empty, loaded as NULL).
+STAGED = HEADER + ",is_available"
 
 
 def number(text: str, header: list[str] | None = None) -> tuple[NumberedCsv, list[str]]:
@@ -36,8 +39,8 @@ def test_number_csv_reorders_columns_and_keeps_line_numbers():
         "S01,2024-01-05,I1,5,1.5,false,false,5\n"
     )
     result, lines = number(text)
-    assert lines[0] == "_source_row,_source_file," + HEADER  # the contract's order
-    assert lines[1] == "2,gs://b/in.csv,2024-01-01,S01,I1,3,1.5,false,false,5"
+    assert lines[0] == "_source_row,_source_file," + STAGED  # the contract's order
+    assert lines[1] == "2,gs://b/in.csv,2024-01-01,S01,I1,3,1.5,false,false,5,"
     assert lines[2].startswith("4,gs://b/in.csv,2024-01-02,S01,I1,4,")
     assert lines[-1].startswith("7,gs://b/in.csv,2024-01-05,S01")
     assert result.rows == 3
@@ -73,8 +76,8 @@ def test_number_csv_writes_an_exports_own_header_names_as_the_contract_names():
     )
     lines = out.getvalue().splitlines()
     assert result.rows == 1
-    assert lines[0] == "_source_row,_source_file," + HEADER  # contract names, contract order
-    assert lines[1] == "2,gs://b/pos.csv,01/02/2025,S01,I1,3,1.5,Y,false,5"
+    assert lines[0] == "_source_row,_source_file," + STAGED  # contract names, contract order
+    assert lines[1] == "2,gs://b/pos.csv,01/02/2025,S01,I1,3,1.5,Y,false,5,"
     with pytest.raises(DataError, match=r"missing columns \['Date' \(date\), 'Units Sold'"):
         number_csv(
             io.StringIO(text, newline=""),
@@ -83,6 +86,13 @@ def test_number_csv_writes_an_exports_own_header_names_as_the_contract_names():
             contract=contract,
             source_uri="gs://b/pos.csv",
         )
+
+
+def test_number_csv_writes_a_given_optional_column_where_the_contract_puts_it():
+    text = "is_available," + HEADER + "\nfalse,2024-01-01,S01,I1,0,1.5,false,false,5\n"
+    result, lines = number(text)
+    assert result.rows == 1
+    assert lines[1] == "2,gs://b/in.csv,2024-01-01,S01,I1,0,1.5,false,false,5,false"
 
 
 def test_number_csv_sets_aside_bad_quoting_and_invalid_text():
@@ -169,8 +179,8 @@ def test_load_runs_the_shared_checks_then_loads_the_numbered_copy(dag, gcs, bq):
     assert any(f"`{DATASET}.sales_history`" in s for s in bq.statements)
     numbered = gcs.get(f"{RUN_DIR}/staging/input.csv").decode().splitlines()
     assert numbered == [
-        "_source_row,_source_file," + HEADER,
-        f"2,{INPUT},2024-01-01,S01,I1,3,1.5,false,false,5",
+        "_source_row,_source_file," + STAGED,
+        f"2,{INPUT},2024-01-01,S01,I1,3,1.5,false,false,5,",
     ]
     # The malformed line goes to staging_malformed with a load job of its own.
     (malformed_load,) = [
