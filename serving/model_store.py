@@ -201,8 +201,9 @@ def verify_files(expected: dict[str, str], actual: dict[str, str], label: str) -
     )
 
 
-def read_registry(path: Path, alias: str) -> ModelRecord:
-    """The version ``alias`` points at in a local registry index.
+def read_registry(path: Path, alias: str, version: str | None = None) -> ModelRecord:
+    """The version ``alias`` points at in a local registry index (or ``version`` itself, when
+    given: a batch job may score an older version).
 
     Raises ``ModelNotReady`` when there is no index or no version holds the alias yet, and
     its subclass ``RegistryFormatError`` when the index cannot be read or is wrongly shaped
@@ -217,6 +218,12 @@ def read_registry(path: Path, alias: str) -> ModelRecord:
         raise RegistryFormatError(f"cannot read {where}: {exc}") from None
     except FileFormatError as exc:
         raise RegistryFormatError(str(exc)) from None
+    if version is not None:
+        for i, entry in enumerate(index["versions"]):
+            if str(entry["version"]) == str(version):
+                return _record(entry, f"{where}: versions[{i}] (version {version})", path, alias)
+        known = [str(e["version"]) for e in index["versions"]]
+        raise ModelNotReady(f"{path} has no version {version!r} (it has {known})")
     version = index["aliases"].get(alias)
     if version is None:
         raise ModelNotReady(f"no version of {index['model']!r} holds alias {alias!r} in {path}")
@@ -391,6 +398,10 @@ class ModelStore:
             return
         self.last_error = f"{exc}; still serving version {self._current.version}"
         log.warning("%s", self.last_error)
+
+    def load_record(self, record: ModelRecord) -> LoadedModel:
+        """Verify and load ``record`` without serving it (a batch job's model)."""
+        return self._load(record)
 
     def _load(self, record: ModelRecord) -> LoadedModel:
         from trainer.model import Forecaster

@@ -47,7 +47,7 @@ from serving.encoding import (
 )
 from serving.errors import RequestError
 from serving.requests import InstanceParser, ParsedInstance
-from serving.schemas import Parameters, PredictRequest, range_words
+from serving.schemas import MIN_HORIZON, Parameters, PredictRequest, range_words
 
 if TYPE_CHECKING:
     from trainer.model import Forecaster
@@ -196,7 +196,15 @@ class Predictor:
         main = params.level
         extra = sorted(set(params.levels)) if params.levels else None
         levels = sorted({main, *(extra or [])})
-        parsed = [self._parser.parse(i, inst) for i, inst in enumerate(request.instances)]
+        if params.horizon is not None and not MIN_HORIZON <= params.horizon <= self.max_horizon:
+            raise RequestError(
+                "parameters.horizon",
+                f"{range_words(MIN_HORIZON, self.max_horizon)} days (the model's trained "
+                f"horizon), got {params.horizon}",
+            )
+        parsed = [
+            self._parser.parse(i, inst, params.horizon) for i, inst in enumerate(request.instances)
+        ]
 
         stats = PredictStats()
         forecasts: list[SeriesForecast | None] = [None] * n

@@ -92,8 +92,11 @@ class InstanceParser:
             tuple(key_text(v) for v in kv.values()): s for s, kv in enumerate(key_values)
         }
 
-    def parse(self, i: int, inst: Instance) -> ParsedInstance:
-        """Instance ``i`` of the request, checked; :class:`RequestError` names what is wrong."""
+    def parse(self, i: int, inst: Instance, default_horizon: int | None = None) -> ParsedInstance:
+        """Instance ``i`` of the request, checked; :class:`RequestError` names what is wrong.
+
+        ``default_horizon`` (the request's ``parameters.horizon``) is the horizon of an instance
+        that gives none; else the model's trained horizon."""
         where = f"instances[{i}]"
         given = inst.model_extra or {}
         unknown = [k for k in given if k not in self.keys]
@@ -113,7 +116,8 @@ class InstanceParser:
         series = self._lookup.get(key)
         if series is None:
             raise RequestError(where, self._unknown_series(given))
-        horizon = self.max_horizon if inst.horizon is None else inst.horizon
+        fallback = self.max_horizon if default_horizon is None else default_horizon
+        horizon = fallback if inst.horizon is None else inst.horizon
         if not MIN_HORIZON <= horizon <= self.max_horizon:
             raise RequestError(
                 f"{where}.horizon",

@@ -161,6 +161,11 @@ class Parameters(BaseModel):
         description=f"Prediction-interval level reported as lower/upper, in percent "
         f"({_LEVELS[0]}..{_LEVELS[1]}).",
     )
+    horizon: Annotated[StrictInt, Field(json_schema_extra={"minimum": MIN_HORIZON})] | None = Field(
+        None,
+        description="The horizon of every instance that gives none (default: the model's trained "
+        "horizon). A batch prediction job passes it here for all of its instances.",
+    )
     levels: list[Level] | None = Field(
         None,
         max_length=10,

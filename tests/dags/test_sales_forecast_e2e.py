@@ -147,3 +147,41 @@ def test_run_without_deploy_skips_register_and_deploy(env):
     states = task_states(env, "2025-04-02")
     assert states["forecast"] == "success"
     assert states["register"] == "skipped" and states["deploy"] == "skipped"
+
+
+def test_batch_predict_dag_forecasts_a_file_of_instances_with_the_registered_model(env):
+    # After test_daily_run_with_deploy_then_identical_rerun: the registry holds version 1.
+    instances = env["root"] / "instances.jsonl"
+    instances.write_text(
+        json.dumps({"store_id": "S01", "item_id": "I001", "horizon": 5})
+        + "\n"
+        + json.dumps({"store_id": "S02", "item_id": "I002"})
+        + "\n"
+        + json.dumps({"store_id": "S99", "item_id": "nope"})
+        + "\n"
+    )
+    out = env["root"] / "batch" / "out.jsonl"
+    conf = {"model": "1", "input_uri": str(instances), "output_uri": str(out), "horizon": 3}
+    proc = subprocess.run(
+        [
+            AIRFLOW,
+            "dags",
+            "test",
+            "sales_forecast_batch_predict",
+            "2025-04-03",
+            "-c",
+            json.dumps(conf),
+        ],
+        env=env["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [len(x["prediction"]["forecasts"]) for x in lines[:2]] == [5, 3]
+    assert lines[0]["prediction"]["series_id"] == "S01|I001"
+    assert "unknown series" in lines[2]["error"]
+    assert "batch manual__" in proc.stdout + proc.stderr or "instances (100%)" in (
+        proc.stdout + proc.stderr
+    )

@@ -90,6 +90,14 @@ def test_predict_shape(served: Any) -> None:
         assert (point["lower"] is None) == (point["upper"] is None)
 
 
+def test_a_default_horizon_for_the_instances_that_give_none(served: Any) -> None:
+    body = _predict(served, S1A, {**S1A, "horizon": 2}, parameters={"horizon": 3}).json()
+    first, second = body["predictions"]
+    assert len(first["forecasts"]) == 3 and len(second["forecasts"]) == 2  # its own wins
+    message = _error(_predict(served, S1A, parameters={"horizon": 60}), 422, "parameters.horizon")
+    assert "must be 1..7 days" in message or "1..7" in message
+
+
 def test_levels(served: Any) -> None:
     narrow = _predict(served, S1A, parameters={"level": 50}).json()["predictions"][0]
     wide = _predict(served, S1A, parameters={"level": 95, "levels": [50, 95]}).json()

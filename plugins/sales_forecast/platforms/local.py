@@ -363,17 +363,22 @@ class DuckDBWarehouse(Warehouse, StagingLoader):
 
 
 class SubprocessJobRunner(JobRunner):
-    """Runs the trainer entrypoint as a subprocess with the environment Vertex AI would set."""
+    """Runs the trainer entrypoint as a subprocess with the environment Vertex AI would set.
 
-    def __init__(self, python: str, src: Path, timeout_s: int) -> None:
+    ``module``: another image's entrypoint run the same way (``serving.batch``, whose
+    ``command`` is empty).
+    """
+
+    def __init__(self, python: str, src: Path, timeout_s: int, module: str = "trainer") -> None:
         self.python = python
         self.src = Path(src)
         self.timeout_s = timeout_s
+        self.module = module
 
     def run(
         self, command: str, args: Sequence[str], *, env: Mapping[str, str], job_name: str
     ) -> None:
-        cmd = [self.python, "-m", "trainer", command, *args]
+        cmd = [self.python, "-m", self.module, *([command] if command else []), *args]
         full_env = {
             **os.environ,
             "PYTHONPATH": str(self.src),
@@ -394,7 +399,7 @@ class SubprocessJobRunner(JobRunner):
         if proc.stdout is None:  # cannot happen with stdout=PIPE; keeps the type checker honest
             raise RuntimeError(f"job {job_name}: no output pipe")
         for line in proc.stdout:
-            log.info("[%s] %s", command, line.rstrip())
+            log.info("[%s] %s", command or self.module, line.rstrip())
             tail = [*tail[-19:], line.rstrip()]
         try:
             code = proc.wait(timeout=self.timeout_s)
@@ -403,14 +408,15 @@ class SubprocessJobRunner(JobRunner):
             raise RuntimeError(f"job {job_name} timed out after {self.timeout_s} s") from None
         if code != 0:
             detail = "\n".join(tail[-8:])
+            what = f"{self.module} {command}".strip()
             if code == USER_ERROR_EXIT:
                 # The trainer's documented "a mistake the caller can fix": no retry helps.
                 last = next((t for t in reversed(tail) if t.strip()), "")
                 raise DataError(
-                    f"trainer {command} rejected its input: {last}\n(job {job_name}, exit {code})"
+                    f"{what} rejected its input: {last}\n(job {job_name}, exit {code})"
                     f"\n{detail}"
                 )
-            raise RuntimeError(f"job {job_name} (trainer {command}) failed, exit {code}:\n{detail}")
+            raise RuntimeError(f"job {job_name} ({what}) failed, exit {code}:\n{detail}")
 
 
 def sha256_file(path: Path) -> str:
