@@ -23,7 +23,9 @@ __all__ = ["create_app"]
 
 import asyncio
 import contextlib
+import copy
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -78,6 +80,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = ModelStore(settings, metrics)
+    base_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # The published example names the served model's own series and days, so it is a
+        # request that model answers (a fixed one fails any model whose data ends elsewhere).
+        schema = copy.deepcopy(base_openapi())
+        model = app.state.store.current
+        request = schema.get("components", {}).get("schemas", {}).get("PredictRequest")
+        if model is not None and isinstance(request, dict):
+            request["examples"] = [model.predictor.example_request()]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.metrics = metrics
     add_error_handlers(app)
     app.include_router(build_router(settings))

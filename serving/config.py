@@ -119,6 +119,11 @@ class Settings(BaseSettings):
         ge=1024,
         validation_alias=_env("SF_SERVING_MAX_BODY_BYTES", "max_body_bytes"),
     )
+    # How often one series may appear with history/future in one request: each repeat is one
+    # more forecaster call (a round), so 1000 instances over 3 series would be 334 calls.
+    max_series_repeats: int = Field(
+        4, ge=1, validation_alias=_env("SF_SERVING_MAX_SERIES_REPEATS", "max_series_repeats")
+    )
     # Forecaster calls (requests with history/future) running at once; more only thrash 2 cores.
     max_concurrent_forecasts: int = Field(
         2,
@@ -155,6 +160,17 @@ class Settings(BaseSettings):
     @property
     def mode(self) -> Literal["storage", "registry"]:
         return "storage" if self.storage_uri else "registry"
+
+    def redact(self, text: str | None) -> str | None:
+        """``text`` as a client may see it: the server's data folder named, not spelled out
+        (a path in a 503 or /ready body tells a caller how the server's disk is laid out)."""
+        if text is None:
+            return None
+        root = Path(self.data_root)
+        for spelling in {str(root.resolve()), str(root)}:
+            if spelling not in ("", ".", "/"):
+                text = text.replace(spelling, "$SF_DATA_ROOT")
+        return text
 
 
 def get_settings() -> Settings:

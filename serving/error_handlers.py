@@ -101,7 +101,8 @@ async def _bad_request(request: Request, exc: RequestError) -> JSONResponse:
 
 
 async def _not_ready(request: Request, exc: ModelNotReady) -> JSONResponse:
-    return json_error(503, f"no model to serve: {exc}", headers={"Retry-After": "5"})
+    message = request.app.state.settings.redact(f"no model to serve: {exc}")
+    return json_error(503, message, headers={"Retry-After": "5"})
 
 
 async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -183,10 +183,27 @@ class Predictor:
             "next_offset": end if end < total else None,
         }
 
+    def example_request(self) -> dict[str, Any]:
+        """A request this model answers: its first series (and a second one with a future row
+        on its first forecast day), for the API reference's example."""
+        instances: list[dict[str, Any]] = []
+        for s in range(min(2, len(self.series_ids))):
+            inst: dict[str, Any] = {**self.key_values[s], "horizon": min(7, self.max_horizon)}
+            if s == 1:
+                first = self.last_dates[s] + dt.timedelta(days=1)
+                inst["future"] = [{self.date_column: first.isoformat()}]
+            instances.append(inst)
+        return {"instances": instances, "parameters": {"level": 80}}
+
     # ------------------------------------------------------------------ predict
 
-    def predict(self, request: PredictRequest, *, max_instances: int) -> tuple[bytes, PredictStats]:
-        """The JSON response body for ``request``; :class:`RequestError` for a bad request."""
+    def predict(
+        self, request: PredictRequest, *, max_instances: int, max_series_repeats: int = 4
+    ) -> tuple[bytes, PredictStats]:
+        """The JSON response body for ``request``; :class:`RequestError` for a bad request.
+
+        A series may come with history/future at most ``max_series_repeats`` times: each
+        repeat costs one more forecaster call, so that is the request's work budget."""
         n = len(request.instances)
         if n > max_instances:
             raise RequestError(
@@ -206,6 +223,19 @@ class Predictor:
             self._parser.parse(i, inst, params.horizon) for i, inst in enumerate(request.instances)
         ]
 
+        seen: collections.Counter[int] = collections.Counter()
+        for p in parsed:
+            if p.plain:
+                continue  # answered from the base forecast: no forecaster call
+            seen[p.series] += 1
+            if seen[p.series] > max_series_repeats:
+                raise RequestError(
+                    f"instances[{p.index}]",
+                    f"series {self.series_ids[p.series]} comes with history/future more than "
+                    f"{max_series_repeats} times in this request (each is one more model run); "
+                    "send the rest in another request",
+                    status=422,
+                )
         stats = PredictStats()
         forecasts: list[SeriesForecast | None] = [None] * n
         texts: list[str | None] = [None] * n  # "forecasts" as JSON text (cached path)

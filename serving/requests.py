@@ -210,6 +210,9 @@ class InstanceParser:
             if col.role == "target" and not history:
                 raise RequestError(at, "the target is what is forecast; send actuals in history")
             parsed = parse_value(at, col.type, value)
+            if col.role == "target" and parsed is not None and parsed < 0:
+                # The rule the load's validation applies to a file's rows (validate.sql).
+                raise RequestError(at, f"sales cannot be negative, got {parsed}")
             # Observed-only and static columns are accepted (a row of the panel as it is) but
             # are not model inputs for future days, as in the trainer's future file.
             if col.role in ("observed", "static") or parsed is None:

@@ -101,11 +101,15 @@ def live() -> dict[str, str]:
 
 def ready(store: StoreDep) -> JSONResponse:
     status = store.status()
+    settings = store.settings
+    model = status["model"]
+    if model is not None:
+        model = {k: settings.redact(v) if isinstance(v, str) else v for k, v in model.items()}
     body = {
         "status": "ready" if status["ready"] else "not_ready",
-        "reason": status["reason"],
-        "model": status["model"],
-        "last_error": status["last_error"],
+        "reason": settings.redact(status["reason"]),
+        "model": model,
+        "last_error": settings.redact(status["last_error"]),
     }
     return JSONResponse(status_code=200 if status["ready"] else 503, content=body)
 
@@ -120,12 +124,14 @@ async def series(
 
 
 async def docs(request: Request) -> HTMLResponse:
-    # Rendered once per app: the schema does not change while the app runs.
-    html: str | None = getattr(request.app.state, "docs_html", None)
-    if html is None:
-        html = render_docs(request.app.openapi(), request.app.openapi_url)
-        request.app.state.docs_html = html
-    return HTMLResponse(html)
+    # Rendered once per served version: only the example (the model's own series) changes.
+    model = request.app.state.store.current
+    version = model.version if model is not None else None
+    cached: tuple[str | None, str] | None = getattr(request.app.state, "docs_html", None)
+    if cached is None or cached[0] != version:
+        cached = (version, render_docs(request.app.openapi(), request.app.openapi_url))
+        request.app.state.docs_html = cached
+    return HTMLResponse(cached[1])
 
 
 async def predict(
@@ -136,7 +142,10 @@ async def predict(
     # happens now.
     model = store.require()
     content, stats = await run_in_threadpool(
-        model.predictor.predict, body, max_instances=settings.max_instances
+        model.predictor.predict,
+        body,
+        max_instances=settings.max_instances,
+        max_series_repeats=settings.max_series_repeats,
     )
     metrics.request_done(len(body.instances), stats)
     return Response(
