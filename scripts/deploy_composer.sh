@@ -129,7 +129,8 @@ fi
 
 # 5. Code. plugins/.airflowignore first, so the plugin loader of no component ever sees our
 # packages without it; then plugins before DAGs, so a DAG never parses against older plugins,
-# and sf_contract before sales_forecast, which imports it. No __pycache__.
+# sf_contract before sales_forecast, which imports it, and the view's plugin file last. No
+# __pycache__.
 run gcloud composer environments storage plugins import "${ENV_ARGS[@]}" \
   --source plugins/.airflowignore
 for package in sf_contract plugins/sales_forecast; do
@@ -139,6 +140,9 @@ for package in sf_contract plugins/sales_forecast; do
   run gcloud composer environments storage plugins import "${ENV_ARGS[@]}" \
     --source "$STAGE/$name"
 done
+# The one real plugin (the "Sales forecasts" view), after the package it imports.
+run gcloud composer environments storage plugins import "${ENV_ARGS[@]}" \
+  --source plugins/forecasts_view.py
 for dag in dags/*.py; do
   run gcloud composer environments storage dags import "${ENV_ARGS[@]}" --source "$dag"
 done

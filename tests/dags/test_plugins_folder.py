@@ -1,9 +1,11 @@
-"""Airflow's own plugin loader over the real plugins/ folder imports nothing of ours.
+"""Airflow's own plugin loader over the real plugins/ folder imports only our one plugin file.
 
 Every Airflow component (scheduler, API server, triggerer, dag-processor) and every task at
 start runs the plugin loader, which imports each `.py` under plugins/ as a top-level module
 (`config`, `base`, `local`, ...; with the Vertex AI SDK behind them). plugins/.airflowignore
-keeps our packages out of it: they are libraries on sys.path, not plugins. This runs both
+keeps our packages out of it: they are libraries on sys.path, not plugins. The one real plugin,
+plugins/forecasts_view.py (the "Sales forecasts" view), is a small module that imports none of
+our packages until the API server builds its app. This runs both
 loaders (`airflow.plugins_manager` of the server components, which follows
 `[core] dag_ignore_file_syntax`, here regexp; `airflow.sdk.plugins_manager` of the task runner,
 always glob; and the server loader once more with glob) in a fresh interpreter, over the
@@ -112,7 +114,10 @@ def test_plugin_loader_imports_nothing_of_ours(tmp_path, layout):
     result = _run_loaders(folder, pythonpath, tmp_path)
     assert set(result["loaded"]) == {"core/regexp", "sdk/glob", "core/glob"}
     for label, loaded in result["loaded"].items():
-        assert loaded["ours"] == [], f"{label} loader imported {loaded['ours']}"
+        # The first loader imports the plugin file; nothing of sales_forecast comes with it.
+        assert set(loaded["ours"]) <= {"forecasts_view"}, (
+            f"{label} loader imported {loaded['ours']}"
+        )
         assert loaded["errors"] == {}, label
         assert not loaded["aiplatform"], f"{label} loader imported the Vertex AI SDK"
     # The packages still import from the same sys.path, as tasks import them.
@@ -122,8 +127,8 @@ def test_plugin_loader_imports_nothing_of_ours(tmp_path, layout):
 
 
 def test_every_python_package_under_plugins_is_ignored():
-    # A new top-level package or module under plugins/ must be added to .airflowignore (or be a
-    # real plugin, which this project has none of).
+    # A new top-level package or module under plugins/ must be added to .airflowignore, or be
+    # a real plugin (the view's forecasts_view.py, the only one).
     patterns = {
         line.split("#", 1)[0].strip()
         for line in (PLUGINS / ".airflowignore").read_text().splitlines()
@@ -133,6 +138,7 @@ def test_every_python_package_under_plugins_is_ignored():
         for p in PLUGINS.iterdir()
         if p.name not in {".airflowignore", "__pycache__"}
     }
-    assert entries <= patterns
+    assert entries - {"forecasts_view"} <= patterns
+    assert "forecasts_view" not in patterns
     # deploy_composer.sh ships sf_contract into plugins/ on Composer.
     assert "sf_contract" in patterns

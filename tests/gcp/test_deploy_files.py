@@ -280,7 +280,11 @@ def test_deploy_script_dry_run_prints_every_command(tmp_path):
             rf"--source \S+/{package}",
             command,
         )
-    assert commands[10:] == [
+    assert commands[10] == (
+        f"gcloud composer environments storage plugins import --environment env-1 {WHERE} "
+        "--source plugins/forecasts_view.py"
+    )
+    assert commands[11:] == [
         f"gcloud composer environments storage dags import --environment env-1 {WHERE} "
         f"--source dags/{dag.name}"
         for dag in sorted((REPO / "dags").glob("*.py"))
@@ -300,7 +304,11 @@ def test_deploy_script_stages_the_packages_and_the_ignore_file_without_caches(tm
     assert not [line for line in staged if "__pycache__" in line or line.endswith(".pyc")]
     sources = [c[c.index("--source") + 1] for c in storage_calls(calls) if "plugins" in c]
     assert sources[0] == "plugins/.airflowignore"
-    assert [Path(s).name for s in sources[1:]] == ["sf_contract", "sales_forecast"]
+    assert [Path(s).name for s in sources[1:]] == [
+        "sf_contract",
+        "sales_forecast",
+        "forecasts_view.py",
+    ]
 
 
 def test_deploy_script_requires_an_input_uri(tmp_path):
@@ -366,8 +374,8 @@ def test_deploy_script_goes_on_when_nothing_changed(tmp_path):
         FAKE_FAIL_2_MSG=NO_CHANGE.format("env_variables"),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert [Path(c[-1]).name for c in storage_calls(calls)][:3] == [
-        ".airflowignore", "sf_contract", "sales_forecast"
+    assert [Path(c[-1]).name for c in storage_calls(calls)][:4] == [
+        ".airflowignore", "sf_contract", "sales_forecast", "forecasts_view.py"
     ]  # fmt: skip
 
 

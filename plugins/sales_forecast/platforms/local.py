@@ -413,8 +413,7 @@ class SubprocessJobRunner(JobRunner):
                 # The trainer's documented "a mistake the caller can fix": no retry helps.
                 last = next((t for t in reversed(tail) if t.strip()), "")
                 raise DataError(
-                    f"{what} rejected its input: {last}\n(job {job_name}, exit {code})"
-                    f"\n{detail}"
+                    f"{what} rejected its input: {last}\n(job {job_name}, exit {code})\n{detail}"
                 )
             raise RuntimeError(f"job {job_name} ({what}) failed, exit {code}:\n{detail}")
 
