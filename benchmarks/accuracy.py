@@ -17,8 +17,24 @@ Datasets: ``real`` (``../shared/data/store_item_2017.csv``, 500 store x item ser
 28 days 2017-12-04..2017-12-31 held out), ``generated`` (``datagen.generate_retail``, with its
 future covariates file and its oracle), ``takeaway`` (the single-series demo generator, with its
 oracle) and ``seoul`` (``../shared/data/seoul_bike_daily.csv``, one real series, the last 28
-days 2018-11-03..2018-11-30 held out; calendar only: no weather, no ``is_open``). Ours fits the
-recipe each dataset's shape calls for (``trainer.recipe``; printed in each table's title).
+days 2018-11-03..2018-11-30 held out; the date and ``is_holiday`` only). Their weather variants,
+every method on the same split:
+
+- ``takeaway_weather`` / ``seoul_weather``: the weather columns are ``forecast`` columns (the
+  takeaway contract's ``tavg, tmin, tmax, prcp, wspd, pres``; Seoul's ``temp_mean, temp_max,
+  temp_min, humidity, wind_speed, rainfall_mm, snowfall_cm``), observed in history, and the
+  held-out days' actual weather is given in the future frame, as a perfect forecast (the
+  takeaway generator's future file has no weather: it is redrawn from the generator's seeded
+  stream, :func:`takeaway_future_weather`). The reference gets the same weather columns.
+- ``*_weather_noisy``: the same, the future weather moved by a simulated forecast error
+  (``--weather-noise``, default 0.5; :mod:`trainer.forecast_error`, as ``trainer backtest
+  --weather-noise``), the same noisy values for every method.
+
+Seoul's ``is_open`` is the contract's ``availability`` column in every Seoul variant: ours does
+not learn from the closed days (their 0 is no demand), and the held-out window's three closed
+days, known in the future frame, are forecast as 0 by every method alike (the same knowledge for
+all: :func:`known_closures`). Ours fits the recipe each dataset's shape calls for
+(``trainer.recipe``; printed in each table's title).
 
 Prints WAPE, MASE, RMSE and bias per method and horizon bucket (day 1, days 1-7, days 1-28),
 the median wall time of each method over ``--repeats`` runs, the time ratio ours /
@@ -27,6 +43,7 @@ and 95% intervals on the held-out days, and, on generated data, each WAPE over t
 
     .venv/bin/python benchmarks/accuracy.py                       # real + generated
     .venv/bin/python benchmarks/accuracy.py --dataset single --repeats 3   # takeaway + seoul
+    .venv/bin/python benchmarks/accuracy.py --dataset seoul_weather_noisy --weather-noise 1
     .venv/bin/python benchmarks/accuracy.py --dataset real --repeats 3
     .venv/bin/python benchmarks/accuracy.py --dataset all --markdown --json out.json
 """
@@ -126,17 +143,38 @@ def load_real(path: Path, horizon: int = 28) -> Dataset:
     )
 
 
-# seoul_bike_daily.csv's columns beside date and target, as contract columns. Only the
-# known-in-advance holiday flag for now: the weather (a forecast before the day) and `is_open`
-# (the service's availability) need contract roles of their own; a variant with them adds its
-# columns here and their future values come from the held-out rows the same way.
+# seoul_bike_daily.csv's columns beside date and target, as contract columns: the
+# known-in-advance holiday flag, and in the `seoul_weather` variants the day's weather as
+# `forecast` columns (observed in history; the held-out days get their actual values as a
+# perfect forecast, or those with a simulated forecast error). `is_open` is the availability:
+# closed days teach ours nothing, and known closed days are 0 for every method.
 SEOUL_COVARIATES: tuple[dict[str, str], ...] = (
     {"name": "is_holiday", "type": "BOOL", "role": "known", "future_fill": "false"},
+    {"name": "is_open", "type": "BOOL", "role": "availability"},
 )
+SEOUL_WEATHER = (
+    "temp_mean",
+    "temp_max",
+    "temp_min",
+    "humidity",
+    "wind_speed",
+    "rainfall_mm",
+    "snowfall_cm",
+)
+SEOUL_WEATHER_COVARIATES: tuple[dict[str, str], ...] = (
+    *SEOUL_COVARIATES,
+    *({"name": w, "type": "FLOAT64", "role": "forecast"} for w in SEOUL_WEATHER),
+)
+# The weather forecast error of the `*_noisy` variants (trainer.forecast_error, as the backtest's
+# --weather-noise): 0.5 x each column's spread around its 31-day mean at 7 days ahead.
+DEFAULT_WEATHER_NOISE = 0.5
 
 
 def load_seoul(
-    path: Path, horizon: int = 28, covariates: Sequence[dict[str, str]] = SEOUL_COVARIATES
+    path: Path,
+    horizon: int = 28,
+    covariates: Sequence[dict[str, str]] = SEOUL_COVARIATES,
+    name: str = "seoul",
 ) -> Dataset:
     """``seoul_bike_daily.csv``: one daily series (``rented``), the last ``horizon`` days held out.
 
@@ -167,10 +205,10 @@ def load_seoul(
     cutoff = last - pd.Timedelta(days=horizon)
     train = df[df["date"] <= cutoff].reset_index(drop=True)
     test = df[df["date"] > cutoff]
-    ahead = [c["name"] for c in covariates if c["role"] != "observed"]
+    ahead = [c["name"] for c in covariates if c["role"] not in ("observed", "static")]
     actuals = test[["series_id", "date", "rented"]].rename(columns={"rented": "y"})
     return Dataset(
-        name="seoul",
+        name=name,
         description=(
             f"{path.name}: 1 series, train {train['date'].min().date()}..{cutoff.date()}, held "
             f"out {(cutoff + pd.Timedelta(days=1)).date()}..{last.date()}, covariates "
@@ -258,7 +296,69 @@ def load_generated(stores: int, items: int, seed: int, end: str, horizon: int) -
     )
 
 
-def load_takeaway(seed: int, end: str, horizon: int) -> Dataset:
+def takeaway_future_weather(seed: int, end: str, horizon: int) -> pd.DataFrame:
+    """The weather the takeaway generator drew for its ``horizon`` days after ``end``.
+
+    The generator's future file leaves the weather out (nobody knows it in advance); its
+    effects on the days' demand are drawn from it all the same. This redraws it from the same
+    seeded stream (``datagen.takeaway._weather``, as ``generate_takeaway`` spawns it), and
+    checks it against the history's weather, which must come out identical.
+    """
+    import numpy as np
+
+    from datagen import generate_takeaway
+    from datagen.takeaway import _weather
+
+    start = "2023-01-01"  # generate_takeaway's default, which load_takeaway uses
+    gen = generate_takeaway(start=start, end=end, future_days=horizon, seed=seed)
+    dates = pd.date_range(start, pd.Timestamp(end) + pd.Timedelta(days=horizon), freq="D")
+    n_hist = len(gen.history)
+    _, _, weather_rng, _ = np.random.default_rng(seed).spawn(4)
+    weather = _weather(weather_rng, dates, n_hist).assign(date=dates)
+    cols = [c for c in weather.columns if c != "date"]
+    if not np.allclose(weather[cols].iloc[:n_hist].to_numpy(), gen.history[cols].to_numpy()):
+        raise RuntimeError("the redrawn takeaway weather does not match the generator's history")
+    return weather.iloc[n_hist:].reset_index(drop=True)
+
+
+def with_weather_noise(ds: Dataset, noise: float, seed: int = 0) -> Dataset:
+    """``ds`` with its forecast columns' held-out values given a simulated forecast error
+    (:func:`trainer.forecast_error.add_forecast_error`, sized on the training days)."""
+    from trainer.forecast_error import add_forecast_error
+
+    if ds.future is None or not ds.contract.forecast_columns:
+        raise ValueError(f"{ds.name} has no forecast columns in its future file")
+    future = ds.future.copy()
+    if "series_id" not in future.columns:
+        future["series_id"] = (
+            SINGLE_SERIES_ID
+            if not ds.contract.series_keys
+            else (future[list(ds.contract.series_keys)].astype(str).agg("|".join, axis=1))
+        )
+    noisy, applied = add_forecast_error(
+        future,
+        ds.train,
+        ds.contract.forecast_columns,
+        date_column=ds.contract.date_column,
+        cutoff=ds.cutoff,
+        noise=noise,
+        seed=seed,
+    )
+    sizes = applied.summary()
+    return replace(
+        ds,
+        name=f"{ds.name}_noisy",
+        description=f"{ds.description}; weather forecast error: noise {noise:g} (error std at "
+        f"7 days: {sizes} (x: a factor's log-sd); x sqrt(h / 7), AR(1) 0.7, seed {seed})",
+        future=noisy[list(ds.future.columns)],
+        extra={**ds.extra, "weather_noise": noise, "error_std_at_7_days": sizes},
+    )
+
+
+def load_takeaway(seed: int, end: str, horizon: int, *, weather: bool = False) -> Dataset:
+    """The takeaway demo. ``weather``: its future file also gives the held-out days' actual
+    weather (as a perfect forecast of the ``forecast`` columns); without, the trainer fills
+    them by their climatology."""
     from datagen import generate_takeaway
 
     gen = generate_takeaway(end=end, future_days=horizon, seed=seed)
@@ -267,15 +367,19 @@ def load_takeaway(seed: int, end: str, horizon: int) -> Dataset:
     actuals = pd.DataFrame(
         {"series_id": "total", "date": gen.future_actuals["date"], "y": gen.future_actuals["Total"]}
     ).merge(gen.truth[["date", "expected"]], on="date", how="left")
+    future = gen.future.copy()
+    if weather:
+        future = future.merge(takeaway_future_weather(seed, end, horizon), on="date", how="left")
     return Dataset(
-        name="takeaway",
+        name="takeaway_weather" if weather else "takeaway",
         description=(
             f"datagen.generate_takeaway(end={end}, seed={seed}): 1 series, held out the next "
             f"{horizon} days with the generator's future covariates file"
+            + (" and the days' actual weather" if weather else " (weather: climatology)")
         ),
         contract=contract,
         train=train,
-        future=gen.future.copy(),
+        future=future,
         actuals=actuals,
         horizon=horizon,
     )
@@ -345,7 +449,14 @@ def mlf_reference(
     statics = list(c.series_keys)
     for key in statics:
         df[key] = panel[key].astype(str).astype("category")
-    known = [col.name for col in c.known_columns if col.type in ("BOOL", "FLOAT64", "INT64")]
+    # The same known-in-advance and forecast (weather) columns as ours, where the future file
+    # gives their values (the reference has no fill rule for a missing forecast).
+    given = set(ds.future.columns) if ds.future is not None else set()
+    known = [
+        col.name
+        for col in c.future_columns
+        if col.type in ("BOOL", "FLOAT64", "INT64") and col.name in given
+    ]
     for name in known:
         df[name] = panel[name].astype(float)
     model = lgb.LGBMRegressor(
@@ -363,7 +474,7 @@ def mlf_reference(
         pi = PredictionIntervals(n_windows=2, h=ds.horizon) if intervals else None
         mlf.fit(df, static_features=statics, dropna=True, prediction_intervals=pi)
         x_df = None
-        if known:
+        if known and ds.future is not None:
             fut = ds.future.copy()
             if c.series_keys:
                 fut["unique_id"] = fut[list(c.series_keys)].astype(str).agg("|".join, axis=1)
@@ -388,8 +499,27 @@ def mlf_reference(
 BUCKETS = (("day 1", 1), ("days 1-7", 7), ("days 1-28", 28))
 
 
+def known_closures(ds: Dataset, forecast: pd.DataFrame) -> pd.DataFrame:
+    """``forecast`` with the held-out days the future frame marks unavailable set to 0 (point
+    and bounds): what a user does with any method once the closures are known."""
+    col = ds.contract.availability_column
+    if col is None or ds.future is None or col.name not in ds.future.columns:
+        return forecast
+    shut = ds.future[[not col.is_available(v) for v in ds.future[col.name]]]
+    if shut.empty:
+        return forecast
+    days = set(pd.to_datetime(shut[ds.contract.date_column]))
+    out = forecast.copy()
+    hit = out["date"].isin(days)
+    values = [
+        c for c in out.columns if c == "y_hat" or c.startswith(("lo-", "hi-", "lower", "upper"))
+    ]
+    out.loc[hit, values] = 0.0
+    return out
+
+
 def score(ds: Dataset, forecast: pd.DataFrame, scale: float) -> dict[str, dict[str, float]]:
-    rows = ds.actuals.merge(forecast, on=["series_id", "date"], how="left")
+    rows = ds.actuals.merge(known_closures(ds, forecast), on=["series_id", "date"], how="left")
     if rows["y_hat"].isna().any():
         raise RuntimeError(f"{int(rows['y_hat'].isna().sum())} held-out rows have no forecast")
     rows["step"] = (rows["date"] - ds.cutoff).dt.days
@@ -435,6 +565,7 @@ def run_dataset(ds: Dataset, args: argparse.Namespace) -> dict[str, Any]:
     # same number of trees.
     resolved, recipe = resolve_recipe(config, prepare_panel(ds.train, ds.contract), ds.contract)
     trees = resolved.params.n_estimators
+    assert trees is not None  # a resolved recipe sets every knob
     date, target = ds.contract.date_column, ds.contract.target
     scale = seasonal_scale(ds.train, id_col="series_id", time_col=date, target_col=target)
     times: dict[str, list[float]] = {}
@@ -575,13 +706,33 @@ def render(results: dict[str, Any], markdown: bool) -> str:
     return "\n".join(lines)
 
 
+SINGLE = (
+    "takeaway",
+    "takeaway_weather",
+    "takeaway_weather_noisy",
+    "seoul",
+    "seoul_weather",
+    "seoul_weather_noisy",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--dataset",
-        choices=["real", "generated", "takeaway", "seoul", "both", "single", "all"],
+        choices=[*SINGLE, "real", "generated", "both", "single", "all"],
         default="both",
-        help="both: real + generated (panels); single: takeaway + seoul; all: every one",
+        help="both: real + generated (panels); single: every takeaway and seoul variant; all: "
+        "every one. *_weather: the held-out days' actual weather given as a (perfect) "
+        "forecast; *_weather_noisy: the same with a simulated forecast error "
+        "(--weather-noise)",
+    )
+    parser.add_argument(
+        "--weather-noise",
+        type=float,
+        default=DEFAULT_WEATHER_NOISE,
+        help="forecast error of the *_weather_noisy variants, in each column's spread around "
+        f"its 31-day mean at 7 days ahead (default {DEFAULT_WEATHER_NOISE})",
     )
     parser.add_argument("--real-csv", type=Path, default=DEFAULT_REAL)
     parser.add_argument("--seoul-csv", type=Path, default=DEFAULT_SEOUL)
@@ -611,18 +762,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.weather_noise >= 0:  # also refuses nan
+        raise SystemExit(f"--weather-noise must be >= 0, got {args.weather_noise}")
     names = {
         "both": ["real", "generated"],
-        "single": ["takeaway", "seoul"],
-        "all": ["real", "generated", "takeaway", "seoul"],
+        "single": list(SINGLE),
+        "all": ["real", "generated", *SINGLE],
     }.get(args.dataset, [args.dataset])
-    loaders = {
+
+    def seoul_weather() -> Dataset:
+        return load_seoul(
+            args.seoul_csv, args.horizon, SEOUL_WEATHER_COVARIATES, name="seoul_weather"
+        )
+
+    loaders: dict[str, Callable[[], Dataset]] = {
         "real": lambda: load_real(args.real_csv, args.horizon),
         "generated": lambda: load_generated(
             args.stores, args.items, args.seed, args.end, args.horizon
         ),
         "takeaway": lambda: load_takeaway(11, args.end, args.horizon),
+        "takeaway_weather": lambda: load_takeaway(11, args.end, args.horizon, weather=True),
+        "takeaway_weather_noisy": lambda: with_weather_noise(
+            load_takeaway(11, args.end, args.horizon, weather=True), args.weather_noise
+        ),
         "seoul": lambda: load_seoul(args.seoul_csv, args.horizon),
+        "seoul_weather": seoul_weather,
+        "seoul_weather_noisy": lambda: with_weather_noise(seoul_weather(), args.weather_noise),
     }
     everything = []
     for name in names:

@@ -93,6 +93,9 @@ class ModelMetadata(TypedDict, total=False):
     contract: dict[str, Any]
     trainer_config: dict[str, Any]
     feature_spec: dict[str, Any]
+    # The recipe the fit used (trainer.recipe): name (panel / small), reason, the data's
+    # shape, the knobs it filled and those the config gave.
+    recipe: dict[str, Any]
     training_window: dict[str, str]
     train_start: str
     train_end: str  # required: the last day of data the model saw

@@ -19,12 +19,14 @@ from trainer.errors import TrainerError
 from trainer.evaluation import (
     METRIC_MEANINGS,
     SEASONAL_NAIVE,
+    FutureTransform,
     evaluate_methods,
     evaluation_cutoffs,
     gate_decision,
     interval_coverage,
     recipe_changed,
 )
+from trainer.forecast_error import add_forecast_error, describe, noisy_columns, parse_noise
 from trainer.io.files import fetch_dir, join_uri, read_json, write_json
 from trainer.io.tables import write_table
 from trainer.metrics import summarize
@@ -75,6 +77,8 @@ def run_backtest(
     run_id: str | None = None,
     sources: Mapping[str, str | None] | None = None,
     coverage: bool = True,
+    weather_noise: float = 0.0,
+    weather_noise_seed: int = 0,
 ) -> dict[str, Any]:
     """Backtest challenger, seasonal naive and the production model; write the gate.
 
@@ -89,6 +93,12 @@ def run_backtest(
     - by its recipe refit on every window (``champion``), only when the challenger's recipe
       differs (:func:`trainer.evaluation.recipe_changed`): the same recipe refit would tie
       with the challenger, so it is not fit at all.
+
+    The contract's forecast columns (weather) are given their actual values on the held-out
+    days (a perfect forecast) unless ``weather_noise`` > 0: then each window's values get a
+    seeded forecast error of that size in the column's standard deviations, growing with the
+    lead time (:mod:`trainer.forecast_error`). ``backtest.json`` records which
+    (``weather_noise``; ``perfect_forecast_columns`` lists the columns given as actuals).
     """
     if metric not in METRICS:
         raise TrainerError(f"--metric must be one of {METRICS}")
@@ -125,16 +135,8 @@ def run_backtest(
     )
     # Said once, where the scores start: the gate's reason quotes them without a definition.
     log.info("backtest: the gate compares %s", METRIC_MEANINGS.get(metric, metric))
-    # A forecast column's held-out days are its actual values: the best forecast of the
-    # weather there is. Said so that nobody takes the backtest for live accuracy.
-    perfect = [c.name for c in contract.forecast_columns]
-    if perfect:
-        log.warning(
-            "backtest: the forecast columns %s are given their actual values on the held-out "
-            "days, as a perfect forecast: live accuracy, with real forecasts of them (or their "
-            "climatology when none is given), will be lower",
-            perfect,
-        )
+    noise = parse_noise(weather_noise)
+    transform, noise_doc, perfect = _weather_forecast(contract, noise, weather_noise_seed)
     # The challenger's intervals are calibrated and scored on every window as well (one more
     # fit per window, on at most interval_max_series series): the report's coverage says
     # whether its 80% / 95% intervals hold 80% / 95% of days nobody had seen.
@@ -155,6 +157,7 @@ def run_backtest(
                 "champion": "champion recipe refit",
                 CHAMPION_ARTIFACT: "champion (stored model) forecast",
             },
+            future_transform=transform,
         )
     windows = []
     any_eval = evals["challenger"]
@@ -177,6 +180,7 @@ def run_backtest(
         "n_windows": len(cutoffs),
         "windows": windows,
         "perfect_forecast_columns": perfect,
+        "weather_noise": noise_doc,
         "methods": {},
     }
     for name, frame in evals.items():
@@ -277,6 +281,75 @@ def run_backtest(
             date_columns=["cutoff_date"],
         )
     return {"backtest": report, "gate": gate}
+
+
+def _weather_forecast(
+    contract: Contract, noise: float, seed: int
+) -> tuple[FutureTransform | None, dict[str, Any] | None, list[str]]:
+    """What the held-out days give the forecast columns, said in the log: their actual values
+    (a perfect forecast, so nobody takes the backtest for live accuracy) or those values with a
+    realistic forecast error. Returns the window transform (``None``: actuals), the report's
+    ``weather_noise`` document and the columns still given as actuals."""
+    columns = contract.forecast_columns
+    names = [c.name for c in columns]
+    if not columns:
+        return None, None, []
+    if noise > 0 and not noisy_columns(columns):
+        log.warning(
+            "backtest: --weather-noise %g has no numeric forecast column to apply to", noise
+        )
+        noise = 0.0
+    if noise == 0:
+        log.warning(
+            "backtest: the forecast columns %s are given their actual values on the held-out "
+            "days, as a perfect forecast: live accuracy, with real forecasts of them (or their "
+            "climatology when none is given), will be lower; --weather-noise (e.g. 0.5) gives "
+            "them a realistic forecast error instead",
+            names,
+        )
+        return None, describe(0.0, seed, columns), names
+    windows: list[dict[str, Any]] = []
+
+    def transform(valid: pd.DataFrame, train: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+        given, applied = add_forecast_error(
+            valid,
+            train,
+            columns,
+            date_column=contract.date_column,
+            cutoff=cutoff,
+            noise=noise,
+            seed=seed,
+        )
+        windows.append(
+            {
+                "cutoff": cutoff.date().isoformat(),
+                "error_std_at_7_days": applied.error_std_at_7_days(),
+                "multiplicative": list(applied.multiplicative),
+            }
+        )
+        return given
+
+    doc = describe(noise, seed, columns)
+    # Filled as the windows are forecast: each column's error size at 7 days, in its units (a
+    # multiplicative column's: the log-sd of its factor).
+    doc["windows"] = windows
+    perfect = list(doc["perfect_forecast_columns"])
+    log.warning(
+        "backtest: the forecast columns %s get a simulated forecast error on the held-out "
+        "days instead of their actual values (weather noise %g, seed %d: zero-mean, %g x each "
+        "column's spread around its 31-day mean on the training days at 7 days ahead, x "
+        "sqrt(h / 7) by lead time h, AR(1) %.1f from day to day, clipped to the column's "
+        "observed range; an amount often nothing, like rain, x a mean-one factor instead)%s",
+        doc["columns"],
+        noise,
+        seed,
+        noise,
+        doc["ar1_phi"],
+        f"; {perfect} (not numeric) keep their actual values, a perfect forecast"
+        if perfect
+        else "",
+    )
+    return transform, doc, perfect
 
 
 def _same_rows(frame: pd.DataFrame, like: pd.DataFrame, date: str) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -52,6 +53,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _noise(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
     return value
 
 
@@ -168,6 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="learn from a seeded sample of whole series above this many rows, 0 = no cap "
         "(default 8000000); every series is still forecast",
+    )
+    tr.add_argument(
+        "--recipe",
+        choices=["auto", "panel", "small"],
+        help="model size: 'panel' (15 leaves x 400 trees at lr 0.08, 20 rows per leaf, flat "
+        "level) for many series, 'small' (4 leaves x 200 trees at lr 0.05, 30 rows per leaf, "
+        "the level following the year-over-year trend) for a single series or a few; 'auto' "
+        "chooses by the training rows (small below 5,000). A recipe fills only the knobs not "
+        "given by a flag or --params-json (default: --params-json's, else auto)",
     )
     tr.add_argument("--seed", type=int, help="random seed (default 0)")
     tr.add_argument("--num-threads", type=_positive, help="LightGBM threads (default 2)")
@@ -295,7 +315,55 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip calibrating and scoring the challenger's prediction intervals per window",
     )
+    bt.add_argument(
+        "--weather-noise",
+        type=_noise,
+        default=0.0,
+        metavar="S",
+        help="give the contract's forecast columns (weather) a simulated forecast error on the "
+        "held-out days instead of their actual values: zero-mean, S x each column's standard "
+        "deviation around its 31-day mean on the training days at 7 days ahead, growing as "
+        "sqrt(h / 7) with the lead time h, correlated from day to day, clipped to the "
+        "column's observed range (an amount often nothing, like rain, x a mean-one factor "
+        "instead); 0.5 is about a real weather forecast (default 0: actual values, a "
+        "perfect forecast)",
+    )
+    bt.add_argument(
+        "--weather-noise-seed",
+        type=int,
+        default=0,
+        help="seed of the --weather-noise errors (default 0)",
+    )
     bt.add_argument("--num-threads", type=_positive, help="override LightGBM threads")
+
+    mo = sub.add_parser(
+        "monitor",
+        help="realised accuracy of the stored forecasts and drift, for one monitoring day",
+        description=(
+            "Score every stored forecast of the last --window-days days of actuals (WAPE, "
+            "MASE, bias, interval coverage, and seasonal naive on the same points) per model "
+            "version, series group and horizon day, and the PSI of the target and each numeric "
+            "covariate between those days and the --reference-days before them. Re-running a "
+            "day replaces its rows."
+        ),
+    )
+    mo.add_argument("--data-uri", required=True, help="clean daily panel (actuals)")
+    mo.add_argument("--forecasts-uri", required=True, help="the stored daily forecasts table")
+    mo.add_argument("--contract", required=True, help="dataset contract JSON")
+    mo.add_argument("--monitor-date", required=True, type=_date, help="the day (YYYY-MM-DD)")
+    mo.add_argument("--accuracy-uri", required=True, help="forecast_accuracy table to write")
+    mo.add_argument("--drift-uri", required=True, help="drift_report table to write")
+    mo.add_argument("--window-days", type=_positive, default=28, help="days scored (default 28)")
+    mo.add_argument(
+        "--reference-days",
+        type=_positive,
+        default=42,
+        help="days of the drift reference, centred on the same days a year earlier (default 42)",
+    )
+    mo.add_argument(
+        "--psi-threshold", type=float, default=0.2, help="PSI above this is drift (default 0.2)"
+    )
+    mo.add_argument("--summary-uri", help="also write the summary JSON here (local or gs://)")
     return parser
 
 
@@ -326,6 +394,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "num_threads": args.num_threads,
         "hpt_metric_name": args.hpt_metric_name,
+        "recipe": args.recipe,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None}).validate()
     contract = load_contract(args.contract)
@@ -407,12 +476,43 @@ def _backtest(args: argparse.Namespace) -> dict[str, Any]:
         run_id=args.run_id,
         sources={"challenger": args.model_dir, "champion": args.champion_model_dir},
         coverage=args.coverage,
+        weather_noise=args.weather_noise,
+        weather_noise_seed=args.weather_noise_seed,
     )
     coverage = result["backtest"]["methods"]["challenger"].get("coverage")
-    return {"output_dir": args.output_dir, "gate": result["gate"], "coverage": coverage}
+    return {
+        "output_dir": args.output_dir,
+        "gate": result["gate"],
+        "coverage": coverage,
+        "weather_noise": args.weather_noise,
+    }
 
 
-_COMMANDS = {"train": _train, "predict": _predict, "backtest": _backtest}
+def _monitor(args: argparse.Namespace) -> dict[str, Any]:
+    from trainer.contract import load_contract
+    from trainer.monitor import run_monitor
+
+    if not args.psi_threshold > 0:
+        raise TrainerError(f"--psi-threshold must be > 0, got {args.psi_threshold}")
+    summary = run_monitor(
+        data_uri=args.data_uri,
+        forecasts_uri=args.forecasts_uri,
+        contract=load_contract(args.contract),
+        monitor_date=args.monitor_date,
+        accuracy_uri=args.accuracy_uri,
+        drift_uri=args.drift_uri,
+        window_days=args.window_days,
+        reference_days=args.reference_days,
+        psi_threshold=args.psi_threshold,
+    )
+    if args.summary_uri:
+        from trainer.io.files import write_json
+
+        write_json(summary, args.summary_uri)
+    return summary
+
+
+_COMMANDS = {"train": _train, "predict": _predict, "backtest": _backtest, "monitor": _monitor}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ __all__ = [
     "METRIC_MEANINGS",
     "SEASONAL_NAIVE",
     "UNKNOWN_DAY",
+    "FutureTransform",
     "evaluate_methods",
     "evaluation_cutoffs",
     "gate_decision",
@@ -23,7 +24,7 @@ __all__ = [
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, replace
 from typing import Any, NamedTuple, TypeGuard
 
@@ -38,6 +39,11 @@ from trainer.model import Forecaster
 from trainer.progress import progress
 
 log = logging.getLogger(__name__)
+
+# What a window's forecast days are given for the known and forecast columns: (held-out rows,
+# training rows, cut-off) -> the rows as the forecasters see them (e.g. with a weather forecast
+# error, trainer.forecast_error). The actuals scored are never touched.
+FutureTransform = Callable[[pd.DataFrame, pd.DataFrame, pd.Timestamp], pd.DataFrame]
 
 SEASONAL_NAIVE = "seasonal_naive"
 # A training window shorter than this is too thin to say anything about a model.
@@ -214,6 +220,7 @@ def evaluate_methods(
     *,
     step_name: str = "evaluation",
     labels: Mapping[str, str] | None = None,
+    future_transform: FutureTransform | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Forecast every window with every method on exactly the same rows.
 
@@ -237,6 +244,10 @@ def evaluate_methods(
     Each model fit and each artifact forecast logs a start and an end line, ``<step_name>
     window <i>/<n> (cut-off <day>): <label> ...`` (``labels`` maps a method name to its label,
     default ``<name> fit`` / ``<name> forecast``); seasonal naive takes no time and logs none.
+
+    ``future_transform`` changes what the forecasters are given for a window's forecast days
+    (its held-out rows, its training rows, its cut-off -> the rows given); default: the actual
+    values of the known and forecast columns. The actuals scored are the panel's either way.
     """
     interval_levels = interval_levels or {}
     labels = labels or {}
@@ -269,6 +280,7 @@ def evaluate_methods(
             history, id_col="series_id", time_col=date, target_col=target, season=7
         )
         scored = valid if unknown is None else valid[~unknown[valid.index]]
+        given = valid if future_transform is None else future_transform(valid, train, cutoff)
         truth = scored[["series_id", date, target]].rename(columns={target: "y"})
         truth = truth.assign(
             cutoff=cutoff, step=(truth[date] - cutoff).dt.days.astype(int), scale=scale
@@ -287,7 +299,7 @@ def evaluate_methods(
                 with progress(
                     log, f"{step_name} window", i, len(cutoffs), detail=f"{where} {label}"
                 ):
-                    fc = _model_forecasts(train, valid, contract, config, horizon, levels)
+                    fc = _model_forecasts(train, given, contract, config, horizon, levels)
             rows = truth.merge(fc, on=["series_id", date], how="left")
             if rows["y_hat"].isna().any():
                 raise RuntimeError(f"{name} left {int(rows['y_hat'].isna().sum())} rows empty")
@@ -297,7 +309,7 @@ def evaluate_methods(
                 continue
             label = labels.get(name) or f"{name} forecast"
             with progress(log, f"{step_name} window", i, len(cutoffs), detail=f"{where} {label}"):
-                served = _artifact_forecasts(artifact, panel, valid, cutoff, horizon, name)
+                served = _artifact_forecasts(artifact, panel, given, cutoff, horizon, name)
             if served is None:
                 continue
             # A compact read's categorical ids would not merge with the forecast's text ids.

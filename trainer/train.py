@@ -110,6 +110,10 @@ def _train(
     metadata_doc = {
         "contract": contract.to_dict(),
         "trainer_config": config.to_dict(),
+        # The recipe the fit used (trainer.recipe: panel / small), why (the data's shape or
+        # the config's forcing), the knobs it filled and the ones given; the resolved values
+        # are in fc.config. An extra key: ModelMetadata is a partial, free-form document.
+        "recipe": fc.recipe,
         "feature_spec": fc.spec.to_dict(),
         "training_window": {
             "first_date": first.date().isoformat(),
@@ -146,6 +150,7 @@ def _train(
         "model_dir": model_dir,
         "training_window": metadata_doc["training_window"],
         "n_series": metadata_doc["n_series"],
+        "recipe": {k: fc.recipe.get(k) for k in ("name", "reason")},
         "metrics": model_scores["overall"],
         "baseline": baseline_scores["overall"],
         "intervals": bool(fc.intervals.get("enabled")),

@@ -29,6 +29,7 @@ __all__ = [
     "forecast_model",
     "forecast_outcome",
     "gate_log",
+    "latest_tuned",
     "model_freshness",
     "register_skip_reason",
     "series_reject_outcome",
@@ -463,3 +464,21 @@ def deploy_skip_reason(enable_deploy: bool, registered: bool) -> str | None:
     if not registered:
         return "no model version was registered by this run"
     return None
+
+
+# ---------------------------------------------------------------- tuned params for the daily run
+
+
+def latest_tuned(versions: Iterable[Any]) -> Any | None:
+    """The newest registered version whose params came from a tuning study, or None.
+
+    Only a model that passed its gate is registered, so this is the latest tuning result that
+    passed (or a daily model that reused it). ``versions`` are ``ModelVersion``s.
+    """
+    tuned = [v for v in versions if getattr(v, "study", "")]
+
+    def order(v: Any) -> tuple[int, str]:
+        text = str(v.version)
+        return (int(text) if text.isdigit() else -1, str(v.created_at))
+
+    return max(tuned, key=order) if tuned else None

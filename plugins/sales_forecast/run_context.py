@@ -20,11 +20,19 @@ from sales_forecast.config import Settings
 from sales_forecast.contract import contract_path
 from sales_forecast.errors import DataError
 from sales_forecast.sources import SourceKind, parse_bq_uri, source_kind
+from sales_forecast.tuning import TuningRequest, parse_tuning_params
 from sf_contract.files import CONTRACT_FILE, GATE_FILE
 from sf_contract.scalars import ScalarError, parse_date
 from sf_contract.schema import ContractError
 
-__all__ = ["RunContext", "check_input_uri", "make_run_context", "render_params", "run_key"]
+__all__ = [
+    "RunContext",
+    "check_input_uri",
+    "data_day",
+    "make_run_context",
+    "render_params",
+    "run_key",
+]
 
 # The trigger form's limits (see tasks.dag_params); checked again here for API-triggered runs.
 HORIZON_RANGE = (1, 366)
@@ -49,6 +57,10 @@ class RunContext:
     horizon: int
     enable_deploy: bool
     run_dir: str
+    # A tuning run's (sales_forecast_hpt) search; None on the daily DAG.
+    tuning: TuningRequest | None = None
+    # The daily DAG: train with the params of the newest registered tuned model, if any.
+    use_tuned_params: bool = False
 
     @property
     def cutoff_iso(self) -> str:
@@ -75,6 +87,11 @@ class RunContext:
     @property
     def forecast_meta_uri(self) -> str:
         return f"{self.run_dir}/forecast/forecast_meta.json"
+
+    @property
+    def tuning_dir(self) -> str:
+        """A tuning run's study and trials: never under the promoted models folder."""
+        return f"{self.run_dir}/tuning"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -202,6 +219,31 @@ def check_input_uri(uri: str, settings: Settings, param: str = "input_uri") -> s
     return uri
 
 
+def _run_date(logical_date: datetime | date) -> date:
+    """A run's logical date (a UTC timestamp in Airflow) as the calendar day it is in UTC."""
+    if isinstance(logical_date, datetime):
+        if logical_date.tzinfo is None:
+            raise ValueError("logical_date must be timezone-aware")
+        return logical_date.astimezone(UTC).date()
+    return logical_date
+
+
+def data_day(params: Mapping[str, Any], name: str, logical_date: datetime | date) -> date:
+    """The last day of data a run uses: the param ``name`` (``YYYY-MM-DD``) when given, else
+    the day before the run's logical date (the last complete day), in UTC.
+
+    Airflow's logical date is a UTC timestamp; the warehouse has calendar dates. The conversion
+    happens here, once, for every DAG (the daily cut-off, the monitoring day).
+    """
+    raw = str(params.get(name) or "").strip()
+    if not raw:
+        return _run_date(logical_date) - timedelta(days=1)
+    try:
+        return parse_date(raw)
+    except ScalarError:
+        raise DataError(f"param {name}={raw!r} is not a YYYY-MM-DD date") from None
+
+
 def make_run_context(
     *,
     run_id: str,
@@ -216,20 +258,7 @@ def make_run_context(
     happens here, once: a run at 2024-03-10T00:00Z is the run of 2024-03-10, and by default it
     uses data up to and including the day before (the last complete day).
     """
-    if isinstance(logical_date, datetime):
-        if logical_date.tzinfo is None:
-            raise ValueError("logical_date must be timezone-aware")
-        run_date = logical_date.astimezone(UTC).date()
-    else:
-        run_date = logical_date
-    cutoff_raw = str(params.get("cutoff_date") or "").strip()
-    if cutoff_raw:
-        try:
-            cutoff = parse_date(cutoff_raw)
-        except ScalarError:
-            raise DataError(f"param cutoff_date={cutoff_raw!r} is not a YYYY-MM-DD date") from None
-    else:
-        cutoff = run_date - timedelta(days=1)
+    cutoff = data_day(params, "cutoff_date", logical_date)
     try:
         raw_h = params.get("horizon")
         horizon = int(settings.default_horizon if raw_h in (None, "") else raw_h)
@@ -239,13 +268,18 @@ def make_run_context(
     if not low <= horizon <= high:
         raise DataError(f"param horizon={horizon} is out of range ({low}..{high} days)")
     input_raw = str(params.get("input_uri") or "").strip()
-    if not input_raw and settings.platform == "gcp":
+    tuning = parse_tuning_params(params) if "trials" in params else None
+    if tuning is not None and not input_raw:
+        # A tuning run reads the features a daily run built, never an input file.
+        input_uri = ""
+    elif not input_raw and settings.platform == "gcp":
         # The local default is the demo file in the repository: nothing to read on GCP.
         raise DataError(
             "param input_uri is empty: pass input_uri=gs://<bucket>/<object> "
             "(or set its default, the Airflow Variable sf_gcp_input_uri)"
         )
-    input_uri = check_input_uri(input_raw or settings.default_input_uri.strip(), settings)
+    else:
+        input_uri = check_input_uri(input_raw or settings.default_input_uri.strip(), settings)
     future_uri = str(params.get("future_uri") or "").strip() or None
     if future_uri is not None:
         future_uri = check_input_uri(future_uri, settings, "future_uri")
@@ -259,7 +293,7 @@ def make_run_context(
     return RunContext(
         run_id=run_id,
         run_key=key,
-        run_date=run_date,
+        run_date=_run_date(logical_date),
         cutoff_date=cutoff,
         input_uri=input_uri,
         future_uri=future_uri,
@@ -270,4 +304,7 @@ def make_run_context(
         # lets the daily schedule deploy when the gate passes (off unless set).
         or (run_id.startswith("scheduled__") and settings.scheduled_enable_deploy),
         run_dir=f"{runs_root.rstrip('/')}/{key}",
+        # Only the tuning DAG has a `trials` param.
+        tuning=tuning,
+        use_tuned_params=tuning is None and bool(params.get("use_tuned_params", False)),
     )

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sales_forecast import decisions
+from sales_forecast import decisions, tuning
 from sales_forecast.config import Settings
 from sales_forecast.contract import load_contract
 from sales_forecast.csv_checks import HEADER_PROBE_BYTES, check_header, parse_csv_header
@@ -61,7 +61,13 @@ __all__ = [
     "merge_history",
     "plan_backtest",
     "plan_forecast",
+    "plan_retrain",
     "plan_train",
+    "pick_best",
+    "read_best_trial",
+    "retrain",
+    "tune",
+    "tuning_request",
     "load_input",
     "load_source",
     "prepare_staging",
@@ -348,12 +354,70 @@ def _production(platform: Platform) -> ModelVersion | None:
 
 
 def plan_train(ctx: RunContext, platform: Platform, settings: Settings) -> TrainerJob:
-    return preview_job("train", ctx, trainer_paths(ctx, platform), settings)
+    job = preview_job("train", ctx, trainer_paths(ctx, platform), settings)
+    if not ctx.use_tuned_params:
+        log.info("training with the settings' params %s", settings.trainer_params or "(defaults)")
+        return job
+    version = decisions.latest_tuned(platform.registry.list_versions())
+    if version is None:
+        log.info(
+            "no tuned model registered yet: training with the settings' params %s",
+            settings.trainer_params or "(defaults)",
+        )
+        return job
+    uri = f"{version.uri.rstrip('/')}/params.json"
+    try:
+        best = tuning.tuned_params(read_json(platform, uri))
+    except (FileNotFoundError, FileFormatError, DataError) as exc:
+        # Never a silent recipe change: the run says it falls back, and why.
+        log.warning(
+            "tuned params of v%s unreadable (%s): using the settings'", version.version, exc
+        )
+        return job
+    params = {**settings.trainer_params, **best}
+    log.info(
+        "training with the params of study %s (model v%s): %s", version.study, version.version, best
+    )
+    paths = trainer_paths(ctx, platform)
+    return TrainerJob(
+        command=job.command,
+        args=decisions.train_args(paths, ctx.cutoff_date, ctx.horizon, params),
+        env=job.env,
+        job_name=job.job_name,
+        state={"tuning": {"study": version.study, "params": best, "from": version.version}},
+    )
 
 
 def finish_train(ctx: RunContext, platform: Platform, job: TrainerJob) -> dict[str, Any]:
     metrics = read_json(platform, f"{ctx.model_dir}/{METRICS_FILE}")
-    return {"model_dir": ctx.model_dir, "metrics": metrics}
+    out = {"model_dir": ctx.model_dir, "metrics": metrics}
+    if job.state.get("tuning"):
+        # register records the study the model's params came from.
+        write_json(platform, f"{ctx.tuning_dir}/{tuning.SOURCE_FILE}", job.state["tuning"])
+        out["tuning"] = job.state["tuning"]
+    return out
+
+
+def plan_retrain(ctx: RunContext, platform: Platform, settings: Settings) -> TrainerJob:
+    """The tuning run's one retrain: the ordinary train job with the best trial's params."""
+    best = read_best_trial(ctx, platform)
+    params = tuning.retrain_params(settings.trainer_params, best)
+    log.info(
+        "retraining with trial %s of study %s (%s=%.6f): %s",
+        best.trial,
+        best.study,
+        best.metric,
+        best.value,
+        best.params,
+    )
+    paths = trainer_paths(ctx, platform)
+    return TrainerJob(
+        command="train",
+        args=decisions.train_args(paths, ctx.cutoff_date, ctx.horizon, params),
+        env=decisions.train_env(paths),
+        job_name=f"train-{ctx.run_key}",
+        state={"tuning": best.registry_record},
+    )
 
 
 def backtest_job(
@@ -516,6 +580,7 @@ TRAINER_JOBS: dict[
     ],
 ] = {
     "train": (plan_train, finish_train),
+    "retrain": (plan_retrain, finish_train),
     "backtest_and_gate": (plan_backtest, finish_backtest),
     "forecast": (plan_forecast, finish_forecast),
 }
@@ -559,6 +624,102 @@ def train(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, 
     return run_trainer_job("train", ctx, platform, settings)
 
 
+def retrain(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
+    return run_trainer_job("retrain", ctx, platform, settings)
+
+
+# ---------------------------------------------------------------- tune, pick_best
+
+
+def tuning_request(ctx: RunContext) -> tuning.TuningRequest:
+    if ctx.tuning is None:
+        raise DataError("this run has no tuning params (trials, ...): trigger sales_forecast_hpt")
+    return ctx.tuning
+
+
+def prepare_tuning(ctx: RunContext, platform: Platform) -> Contract:
+    """The run's contract file, and the features the trials read (a daily run built them)."""
+    contract = load_run_contract(ctx)
+    write_json(platform, ctx.contract_uri, contract.to_dict())
+    write_json(platform, f"{ctx.run_dir}/run.json", ctx.to_dict())
+    wh = platform.warehouse
+    if not wh.table_exists("daily_sales_features"):
+        raise DataError(
+            f"no {wh.table_uri('daily_sales_features')} to tune on: run the daily "
+            "sales_forecast DAG for this dataset first"
+        )
+    return contract
+
+
+def tuning_train_args(ctx: RunContext, platform: Platform, settings: Settings) -> list[str]:
+    """The run's train arguments every trial starts from (the trials add their own)."""
+    paths = trainer_paths(ctx, platform)
+    return decisions.train_args(paths, ctx.cutoff_date, ctx.horizon, settings.trainer_params)
+
+
+def tune(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
+    """Run (or resume) the local study; on GCP a tuning job operator does this."""
+    from pathlib import Path
+
+    req = tuning_request(ctx)
+    if settings.platform != "local":
+        raise RuntimeError("on this platform the tune task is a tuning job operator")
+    from sales_forecast.platforms.local_tuning import LocalTuner
+
+    prepare_tuning(ctx, platform)
+    tuner = LocalTuner(
+        python=settings.trainer_python,
+        src=settings.trainer_src,
+        tuning_dir=Path(ctx.tuning_dir),
+        study=tuning.study_name(ctx.run_key),
+        train_args=tuning_train_args(ctx, platform, settings),
+        metric=req.metric,
+        trials=req.trials,
+        parallel=req.parallel_trials,
+        trial_timeout_s=req.trial_timeout_s,
+    )
+    outcome = tuner.run()
+    write_json(platform, f"{ctx.tuning_dir}/{tuning.TRIALS_FILE}", tuner.trials_doc())
+    log.info("study %s finished: %s", outcome.study, outcome.counts)
+    return {"study": outcome.study, "storage": outcome.storage, "counts": outcome.counts}
+
+
+def read_best_trial(ctx: RunContext, platform: Platform) -> tuning.BestTrial:
+    uri = f"{ctx.tuning_dir}/{tuning.BEST_FILE}"
+    try:
+        doc = read_json(platform, uri)
+    except FileNotFoundError:
+        raise DataError(f"{uri}: no best trial; pick_best has not run for this run") from None
+    if not isinstance(doc, dict):
+        raise DataError(f"{uri}: not a best-trial record")
+    return tuning.BestTrial.from_dict(doc)
+
+
+def pick_best(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
+    """The study's best trial (local study or Vertex AI job, the same record), to best.json."""
+    req = tuning_request(ctx)
+    uri = f"{ctx.tuning_dir}/{tuning.TRIALS_FILE}"
+    try:
+        doc = read_json(platform, uri)
+    except FileNotFoundError:
+        raise DataError(f"{uri}: no trials; the tune task has not finished") from None
+    if not isinstance(doc, dict):
+        raise DataError(f"{uri}: not a trials record")
+    best = tuning.best_from_trials_doc(doc, metric=req.metric)
+    write_json(platform, f"{ctx.tuning_dir}/{tuning.BEST_FILE}", best.to_dict())
+    log.info(
+        "best trial %s of %s (%d of %d complete): %s=%.6f %s",
+        best.trial,
+        best.study,
+        best.n_complete,
+        best.n_trials,
+        best.metric,
+        best.value,
+        best.params,
+    )
+    return best.to_dict()
+
+
 def backtest_and_gate(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
     return run_trainer_job("backtest_and_gate", ctx, platform, settings)
 
@@ -579,17 +740,22 @@ class Registration:
     gate: GateFile
     metrics: dict[str, Any]
     metadata: ModelMetadata
+    # The study that produced the model's params (a tuning run's), else None.
+    tuning: dict[str, Any] | None = None
 
     @property
     def extra(self) -> dict[str, Any]:
         """The registry record's fields beyond the files and metrics."""
-        return {
+        out = {
             "gate": dict(self.gate),
             "dataset": (self.metadata.get("contract") or {}).get("name"),
             "training_window": {
                 k: self.metadata.get(k) for k in ("train_start", "train_end") if k in self.metadata
             },
         }
+        if self.tuning:
+            out["tuning"] = dict(self.tuning)
+        return out
 
 
 def registration(ctx: RunContext, platform: Platform) -> Registration:
@@ -616,7 +782,18 @@ def registration(ctx: RunContext, platform: Platform) -> Registration:
         gate=gate,
         metrics=read_json(platform, f"{ctx.model_dir}/{METRICS_FILE}"),
         metadata=metadata,
+        tuning=_params_source(ctx, platform),
     )
+
+
+def _params_source(ctx: RunContext, platform: Platform) -> dict[str, Any] | None:
+    """The study the run's trained params came from (written by the train step), or None."""
+    uri = f"{ctx.tuning_dir}/{tuning.SOURCE_FILE}"
+    try:
+        doc = read_json(platform, uri)
+    except FileNotFoundError:
+        return None
+    return dict(doc) if isinstance(doc, dict) and doc.get("study") else None
 
 
 def register(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, Any]:
@@ -634,6 +811,8 @@ def register(ctx: RunContext, platform: Platform, settings: Settings) -> dict[st
 
 def relabel_forecasts(ctx: RunContext, platform: Platform, version: str) -> None:
     """This run's forecast rows made by its model now name the registered version."""
+    if ctx.tuning is not None:
+        return  # a tuning run forecasts nothing: no rows to relabel
     platform.warehouse.run_script(
         "relabel_forecasts",
         load_run_contract(ctx),
@@ -703,6 +882,9 @@ STEPS: dict[str, Step] = {
     "validate": validate,
     "build_features": build_features,
     "train": train,
+    "tune": tune,
+    "pick_best": pick_best,
+    "retrain": retrain,
     "backtest_and_gate": backtest_and_gate,
     "forecast": forecast,
     "merge_history": merge_history,

@@ -19,8 +19,11 @@ log = logging.getLogger(__name__)
 __all__ = [
     "ASSETS",
     "DailyTasks",
+    "HptTasks",
     "daily_tasks",
     "dag_params",
+    "hpt_params",
+    "hpt_tasks",
     "local_daily_tasks",
     "outlets",
     "run_step",
@@ -41,6 +44,17 @@ class DailyTasks(NamedTuple):
     deploy: BaseOperator
 
 
+class HptTasks(NamedTuple):
+    """The tuning DAG's tasks by id (``sales_forecast_hpt``), on every platform."""
+
+    tune: BaseOperator
+    pick_best: BaseOperator
+    retrain: BaseOperator
+    backtest_and_gate: BaseOperator
+    register: BaseOperator
+    deploy: BaseOperator
+
+
 def dag_params(settings: Settings | None = None) -> dict[str, Any]:
     """The Params shown in the trigger form."""
     from airflow.sdk import Param
@@ -56,6 +70,16 @@ def dag_params(settings: Settings | None = None) -> dict[str, Any]:
             description="Register the new model and deploy it to the endpoint, but only when it "
             "passes the quality gate (beats seasonal naive, and the production model unless it "
             "is the same recipe on newer data). Scheduled runs use SF_SCHEDULED_ENABLE_DEPLOY.",
+        ),
+        "use_tuned_params": Param(
+            # Off by default for now: on, every train task looks the registry up when it
+            # renders (on GCP the Model Registry), see the README's Tuning section.
+            False,
+            type="boolean",
+            title="Use the tuned params",
+            description="Train with the LightGBM params of the newest registered model that "
+            "came from a sales_forecast_hpt study (it passed its gate to be registered). "
+            "Until a study's model is registered, or when off: the SF_TRAINER_PARAMS recipe.",
         ),
         "input_uri": Param(
             settings.input_uri_default,
@@ -99,6 +123,60 @@ def dag_params(settings: Settings | None = None) -> dict[str, Any]:
             description="Last day of data to use, YYYY-MM-DD. Empty: the day before the run's "
             "logical date, so a backfill sees only its own past.",
         ),
+    }
+
+
+def hpt_params(settings: Settings | None = None) -> dict[str, Any]:
+    """The tuning DAG's trigger form: the search's size and metric, plus the data it tunes on."""
+    from airflow.sdk import Param
+
+    from sales_forecast.tuning import MAX_PARALLEL, MAX_TRIALS, METRICS, TuningRequest
+
+    base = TuningRequest()
+    daily = dag_params(settings)
+    return {
+        "trials": Param(
+            base.trials,
+            type="integer",
+            minimum=1,
+            maximum=MAX_TRIALS,
+            title="Trials",
+            description="How many parameter sets the study tries (one trainer run each).",
+        ),
+        "parallel_trials": Param(
+            base.parallel_trials,
+            type="integer",
+            minimum=1,
+            maximum=MAX_PARALLEL,
+            title="Parallel trials",
+            description="Trials run at the same time (locally: trainer processes at once).",
+        ),
+        "metric": Param(
+            base.metric,
+            type="string",
+            enum=list(METRICS),
+            title="Metric (minimised)",
+            description="The validation metric the trainer reports and the study minimises.",
+        ),
+        "trial_timeout_s": Param(
+            base.trial_timeout_s,
+            type="integer",
+            minimum=10,
+            maximum=24 * 3600,
+            title="Per-trial time budget (s)",
+            description="A trial still running after this long is stopped and recorded pruned.",
+        ),
+        "enable_deploy": Param(
+            False,
+            type="boolean",
+            title="Deploy if the gate passes",
+            description="Register the retrained model and deploy it, only when it passes the "
+            "quality gate (a changed recipe must beat the production model).",
+        ),
+        # The data the study tunes on: the features a daily run of this dataset built.
+        "dataset": daily["dataset"],
+        "horizon": daily["horizon"],
+        "cutoff_date": daily["cutoff_date"],
     }
 
 
@@ -157,6 +235,21 @@ def step_operator(step: str) -> BaseOperator:
 def local_daily_tasks(settings: Settings) -> DailyTasks:
     """Every step as plain Python: DuckDB, subprocess trainer jobs, the folder registry."""
     return DailyTasks(*(step_operator(step) for step in DailyTasks._fields))
+
+
+def local_hpt_tasks(settings: Settings) -> HptTasks:
+    """The tuning DAG locally: an Optuna study of trainer subprocesses, then the usual steps."""
+    return HptTasks(*(step_operator(step) for step in HptTasks._fields))
+
+
+def hpt_tasks(settings: Settings | None = None) -> HptTasks:
+    """The tuning DAG's tasks for the configured platform (call inside a ``with DAG``)."""
+    settings = settings or get_settings()
+    if settings.platform == "gcp":
+        from sales_forecast.platforms.gcp.tasks import gcp_hpt_tasks
+
+        return gcp_hpt_tasks(settings)
+    return local_hpt_tasks(settings)
 
 
 def daily_tasks(settings: Settings | None = None) -> DailyTasks:

@@ -185,3 +185,68 @@ def test_batch_predict_dag_forecasts_a_file_of_instances_with_the_registered_mod
     assert "batch manual__" in proc.stdout + proc.stderr or "instances (100%)" in (
         proc.stdout + proc.stderr
     )
+
+
+def _dag_test(env, dag_id, logical_date, conf):
+    return subprocess.run(
+        [AIRFLOW, "dags", "test", dag_id, logical_date, "-c", json.dumps(conf)],
+        env=env["env"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def test_monitoring_scores_past_forecasts_and_fails_a_crossed_threshold_by_name(env):
+    # Forecasts made from 2025-03-17 have actuals (the file runs to 03-31): they get scored.
+    dags_test(
+        env,
+        "2025-04-03",
+        {"input_uri": str(env["sales"]), "horizon": HORIZON, "cutoff_date": "2025-03-17"},
+    )
+    # Then the day's run: daily_sales_features (the actuals) reach 03-31 again.
+    dags_test(env, "2025-04-04", {"input_uri": str(env["sales"]), "horizon": HORIZON})
+    quiet = {"min_value_added": None, "min_coverage_80": None, "max_drifted": 1000}
+    proc = _dag_test(env, "sales_forecast_monitoring", "2025-04-04", quiet)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    with warehouse(env) as con:
+        (n, points, versions) = con.execute(
+            "SELECT count(*), max(n_points), count(DISTINCT model_version) "
+            "FROM sales_forecast.forecast_accuracy "
+            "WHERE monitor_date = DATE '2025-04-03' AND series_group = 'total' AND horizon_day = 0"
+        ).fetchone()
+        assert n >= 1 and points == env["n_series"] * HORIZON
+        wape, naive = con.execute(
+            "SELECT wape, naive_wape FROM sales_forecast.forecast_accuracy "
+            "WHERE series_group = 'total' AND horizon_day = 0"
+        ).fetchone()
+        assert 0 < wape < 1 and 0 < naive < 2
+        groups = {
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT series_group FROM sales_forecast.drift_report"
+            ).fetchall()
+        }
+        assert groups == {"total", "S01", "S02"}
+    # The same day again replaces its rows; an impossible WAPE bound fails check_accuracy.
+    strict = {**quiet, "max_wape": 0.0001}
+    proc = _dag_test(env, "sales_forecast_monitoring", "2025-04-04T01:00:00+00:00", strict)
+    states = dict(
+        sqlite3.connect(env["root"] / "airflow" / "airflow.db")
+        .execute(
+            "SELECT task_id, state FROM task_instance WHERE dag_id = 'sales_forecast_monitoring' "
+            "AND run_id = (SELECT run_id FROM dag_run WHERE dag_id = 'sales_forecast_monitoring' "
+            "ORDER BY id DESC LIMIT 1)"
+        )
+        .fetchall()
+    )
+    assert states["monitor"] == "success" and states["check_drift"] == "success"
+    assert states["check_accuracy"] == "failed"
+    assert states["decide_retrain"] == "skipped"  # retrain_on_alert is off
+    assert "realised accuracy: model" in proc.stdout + proc.stderr
+    with warehouse(env) as con:
+        (again,) = con.execute(
+            "SELECT count(*) FROM sales_forecast.forecast_accuracy "
+            "WHERE monitor_date = DATE '2025-04-03' AND series_group = 'total' AND horizon_day = 0"
+        ).fetchone()
+    assert again == n

@@ -232,3 +232,52 @@ def test_help_documents_every_command():
     ):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and flag in result.stdout
+
+
+@pytest.mark.parametrize("value", ["-0.5", "nan", "inf", "lots"])
+def test_backtest_rejects_a_weather_noise_that_is_not_a_number_from_0(
+    tmp_path: Path, tiny_db: str, retail_contract_file: str, value: str
+):
+    result = run_cli(
+        "backtest", "--data-uri", tiny_db, "--contract", retail_contract_file,
+        "--cutoff-date", "2024-06-30", "--model-dir", str(tmp_path / "m"),
+        "--output-dir", str(tmp_path / "bt"), f"--weather-noise={value}",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--weather-noise" in result.stderr and ">= 0" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("flag", "expected"), [([], "small"), (["--recipe", "panel"], "panel")])
+def test_train_records_its_recipe_and_recipe_forces_one(
+    tmp_path: Path, tiny_db: str, retail_contract_file: str, flag: list[str], expected: str
+):
+    model_dir = tmp_path / "model"
+    train = run_cli(
+        "train", "--data-uri", tiny_db, "--contract", retail_contract_file,
+        "--cutoff-date", "2024-06-30", "--horizon", "7", "--n-estimators", "10",
+        "--num-threads", "1", "--model-dir", str(model_dir), *flag,
+    )  # fmt: skip
+    assert train.returncode == 0, train.stderr
+    summary = json.loads(train.stdout.strip().splitlines()[-1])
+    # The tiny panel (6 series, 122 days) is small data: auto picks small, the flag overrides.
+    assert summary["recipe"]["name"] == expected
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    assert metadata["recipe"]["name"] == expected
+    assert metadata["recipe"]["reason"] == summary["recipe"]["reason"]
+    if flag:
+        assert metadata["recipe"]["reason"] == "set in the trainer config"
+        assert json.loads((model_dir / "params.json").read_text())["recipe"] == "panel"
+    else:
+        assert "fewer than 5,000 rows" in metadata["recipe"]["reason"]
+    # Given by a flag, a knob is kept whatever the recipe.
+    assert metadata["recipe"]["given"] == ["n_estimators"]
+
+
+def test_train_rejects_an_unknown_recipe(tmp_path: Path, tiny_db: str, retail_contract_file: str):
+    result = run_cli(
+        "train", "--data-uri", tiny_db, "--contract", retail_contract_file,
+        "--cutoff-date", "2024-06-30", "--model-dir", str(tmp_path / "m"), "--recipe", "huge",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "invalid choice: 'huge'" in result.stderr and "auto" in result.stderr

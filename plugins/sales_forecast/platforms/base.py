@@ -143,6 +143,8 @@ class ModelVersion:
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
     aliases: tuple[str, ...] = ()
     created_at: str = ""
+    # The tuning study that produced its LightGBM params ("": the settings' params).
+    study: str = ""
 
 
 class ModelRegistry(ABC):

@@ -438,6 +438,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _study_of(entry: dict[str, Any]) -> str:
+    """The tuning study recorded with a version (``register``'s ``tuning`` extra), or ""."""
+    record = entry.get("tuning")
+    return str(record.get("study") or "") if isinstance(record, dict) else ""
+
+
 class LocalModelRegistry(ModelRegistry, ModelPublisher):
     """A versioned folder registry with aliases, mirroring Vertex AI Model Registry semantics.
 
@@ -489,6 +495,7 @@ class LocalModelRegistry(ModelRegistry, ModelPublisher):
             files=entry.get("files", {}),
             aliases=aliases,
             created_at=entry.get("created_at", ""),
+            study=_study_of(dict(entry)),
         )
 
     def list_versions(self) -> list[ModelVersion]:

@@ -87,7 +87,11 @@ def model_labels(run: GcpRun, **extra: str) -> dict[str, str]:
 
 
 def model_upload_body(
-    run: GcpRun, *, gate: Mapping[str, Any] | None = None, metrics: Mapping[str, Any] | None = None
+    run: GcpRun,
+    *,
+    gate: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    tuning: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Vertex AI ``Model`` to upload: the promoted folder served by the serving image.
 
@@ -105,6 +109,11 @@ def model_upload_body(
         )
     if metrics:
         description += "; metrics " + json.dumps(metrics, sort_keys=True, default=str)
+    # A Vertex AI study is its job's resource name: the label keeps the job id (63 chars max).
+    study = str(tuning.get("study") or "").rpartition("/")[-1] if tuning else ""
+    if tuning:
+        # The study that produced the params: a label (searchable) and the full record.
+        description += "; tuning " + json.dumps(dict(tuning), sort_keys=True, default=str)
     return {
         "display_name": cfg.model_name,
         "description": f"Daily sales forecaster ({run.contract.name} contract)",
@@ -117,7 +126,7 @@ def model_upload_body(
             "ports": [{"container_port": cfg.serving_port}],
             "env": serving_env(run),
         },
-        "labels": model_labels(run),
+        "labels": model_labels(run, **({"sf_study": study} if study else {})),
     }
 
 
@@ -202,7 +211,7 @@ class RegisterModelOperator(RunResolvingMixin, UploadModelOperator):
                     )
                     return self._result(run, version.name, str(version.version_id))
         self.parent_model = model_id  # None: the first version creates the parent model
-        self.model = model_upload_body(run, gate=reg.gate, metrics=reg.metrics)
+        self.model = model_upload_body(run, gate=reg.gate, metrics=reg.metrics, tuning=reg.tuning)
         response = super().execute(context)
         out = self._result(run, response["model"], str(response["model_version_id"]))
         log.info("registered %s version %s at %s", out["model"], out["version"], out["uri"])

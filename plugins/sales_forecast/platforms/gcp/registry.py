@@ -71,6 +71,8 @@ class VertexModelRegistry(ModelRegistry):
             uri=uri,
             run_id=run,
             aliases=tuple(getattr(model, "version_aliases", ()) or ()),
+            # register labels a model whose params came from a study (model_upload_body).
+            study=str((dict(getattr(model, "labels", {}) or {})).get("sf_study", "")),
         )
 
     def get_by_alias(self, alias: str) -> ModelVersion | None:
