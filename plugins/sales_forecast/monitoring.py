@@ -61,7 +61,7 @@ def monitor_params() -> dict[str, Any]:
     """The monitoring DAG's Params (the trigger form, and what the daily schedule uses)."""
     from airflow.sdk import Param
 
-    t = Thresholds()
+    th = Thresholds()
     return {
         "dataset": Param("retail", type="string", title="Dataset contract"),
         "monitor_date": Param(
@@ -81,17 +81,17 @@ def monitor_params() -> dict[str, Any]:
             "history is shorter)",
         ),
         "min_value_added": Param(
-            t.min_value_added,
+            th.min_value_added,
             type=["null", "number"],
             title="Least forecast value added over seasonal naive (empty: not checked)",
         ),
-        "max_wape": Param(t.max_wape, type=["null", "number"], title="Largest WAPE (empty: off)"),
+        "max_wape": Param(th.max_wape, type=["null", "number"], title="Largest WAPE (empty: off)"),
         "min_coverage_80": Param(
-            t.min_coverage_80, type=["null", "number"], title="Least 80% interval coverage"
+            th.min_coverage_80, type=["null", "number"], title="Least 80% interval coverage"
         ),
-        "psi_threshold": Param(t.psi, type="number", exclusiveMinimum=0, title="PSI for drift"),
+        "psi_threshold": Param(th.psi, type="number", exclusiveMinimum=0, title="PSI for drift"),
         "max_drifted": Param(
-            t.max_drifted, type="integer", minimum=0, title="Drifted pairs allowed"
+            th.max_drifted, type="integer", minimum=0, title="Drifted pairs allowed"
         ),
         "retrain_on_alert": Param(
             False,
@@ -175,40 +175,40 @@ def monitor_args(
     ]  # fmt: skip
 
 
-def accuracy_alerts(summary: dict[str, Any], t: Thresholds) -> list[str]:
+def accuracy_alerts(summary: dict[str, Any], th: Thresholds) -> list[str]:
     """Each model version's realised accuracy that crosses a threshold, in words."""
     out = []
     for version, m in sorted((summary.get("by_model") or {}).items()):
-        if int(m.get("n_points") or 0) < t.min_points:
+        if int(m.get("n_points") or 0) < th.min_points:
             continue
         added, wape, cov = m.get("value_added"), m.get("wape"), m.get("coverage_80")
         label = f"model {version} over {m['n_points']} realised days"
         naive = m.get("naive_wape")
-        if t.min_value_added is not None and added is not None and added < t.min_value_added:
+        if th.min_value_added is not None and added is not None and added < th.min_value_added:
             out.append(
                 f"{label}: forecast value added {added:.3f} over seasonal naive is below "
-                f"{t.min_value_added} (WAPE {wape:.3f} vs naive {naive:.3f})"
+                f"{th.min_value_added} (WAPE {wape:.3f} vs naive {naive:.3f})"
             )
-        if t.max_wape is not None and wape is not None and wape > t.max_wape:
-            out.append(f"{label}: WAPE {wape:.3f} is above {t.max_wape}")
-        if t.min_coverage_80 is not None and cov is not None and cov < t.min_coverage_80:
+        if th.max_wape is not None and wape is not None and wape > th.max_wape:
+            out.append(f"{label}: WAPE {wape:.3f} is above {th.max_wape}")
+        if th.min_coverage_80 is not None and cov is not None and cov < th.min_coverage_80:
             out.append(
                 f"{label}: the 80% interval held {cov:.1%} of the actuals "
-                f"(< {t.min_coverage_80:.0%})"
+                f"(< {th.min_coverage_80:.0%})"
             )
     return out
 
 
-def drift_alerts(summary: dict[str, Any], t: Thresholds) -> list[str]:
+def drift_alerts(summary: dict[str, Any], th: Thresholds) -> list[str]:
     """The drifted (feature, series group) pairs, in words, when more than allowed."""
     drifted = list(summary.get("drifted") or [])
-    if len(drifted) <= t.max_drifted:
+    if len(drifted) <= th.max_drifted:
         return []
     shown = ", ".join(
         f"{d['feature']} in {d['series_group']} (PSI {d['psi']:.2f})" for d in drifted[:8]
     )
     more = f" and {len(drifted) - 8} more" if len(drifted) > 8 else ""
     return [
-        f"{len(drifted)} drifted (feature, group) pairs above PSI {t.psi} "
-        f"(at most {t.max_drifted} allowed): {shown}{more}"
+        f"{len(drifted)} drifted (feature, group) pairs above PSI {th.psi} "
+        f"(at most {th.max_drifted} allowed): {shown}{more}"
     ]

@@ -90,6 +90,9 @@ class TableNames:
     daily_sales_features: str = field(init=False)
     backtest_results: str = field(init=False)
     daily_sales_forecasts: str = field(init=False)
+    # The monitoring DAG's tables (written by the trainer's monitor command).
+    forecast_accuracy: str = field(init=False)
+    drift_report: str = field(init=False)
 
     def __post_init__(self) -> None:
         *project, dataset = self.prefix.split(".")
