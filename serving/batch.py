@@ -82,9 +82,10 @@ def _plain(value: Any) -> Any:
 
 def read_instances(uri: str) -> list[dict[str, Any]]:
     """The instances of a JSONL file (one object per line) or of a table (one per row)."""
-    if uri.endswith((".jsonl", ".json")) and "://" not in uri.split("?")[0].replace("file://", ""):
+    path = uri.removeprefix("file://")
+    if path.endswith((".jsonl", ".json")) and "://" not in path:
         out = []
-        with open(uri.removeprefix("file://"), encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             for n, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from sf_contract import Contract
-from trainer.errors import NoRowsError
 from trainer.inputs import load_panel
 from trainer.io.tables import read_table, write_table
 from trainer.monitoring import TOTAL, drift_report, realised_accuracy
@@ -62,10 +61,7 @@ def run_monitor(
     # Far enough back for the reference window a year earlier, and the MASE scale before it.
     since = monitor_date - dt.timedelta(days=364 + window_days + reference_days + 56)
     panel = load_panel(data_uri, contract, monitor_date, since=since)
-    try:
-        forecasts = read_table(forecasts_uri, columns=_FORECAST_COLUMNS)
-    except NoRowsError:
-        forecasts = pd.DataFrame(columns=list(_FORECAST_COLUMNS))
+    forecasts = read_table(forecasts_uri, columns=_FORECAST_COLUMNS)
     accuracy = realised_accuracy(panel, forecasts, contract, monitor_date, window_days=window_days)
     drift = drift_report(
         panel,

@@ -684,14 +684,22 @@ def tune(ctx: RunContext, platform: Platform, settings: Settings) -> dict[str, A
     return {"study": outcome.study, "storage": outcome.storage, "counts": outcome.counts}
 
 
-def read_best_trial(ctx: RunContext, platform: Platform) -> tuning.BestTrial:
-    uri = f"{ctx.tuning_dir}/{tuning.BEST_FILE}"
+def _read_record(platform: Platform, uri: str, missing: str, what: str) -> dict[str, Any]:
+    """A JSON object a tuning task wrote; a clear DataError when it is missing or not one."""
     try:
         doc = read_json(platform, uri)
     except FileNotFoundError:
-        raise DataError(f"{uri}: no best trial; pick_best has not run for this run") from None
+        raise DataError(f"{uri}: {missing}") from None
     if not isinstance(doc, dict):
-        raise DataError(f"{uri}: not a best-trial record")
+        raise DataError(f"{uri}: not a {what} record")
+    return doc
+
+
+def read_best_trial(ctx: RunContext, platform: Platform) -> tuning.BestTrial:
+    uri = f"{ctx.tuning_dir}/{tuning.BEST_FILE}"
+    doc = _read_record(
+        platform, uri, "no best trial; pick_best has not run for this run", "best-trial"
+    )
     return tuning.BestTrial.from_dict(doc)
 
 
@@ -699,12 +707,7 @@ def pick_best(ctx: RunContext, platform: Platform, settings: Settings) -> dict[s
     """The study's best trial (local study or Vertex AI job, the same record), to best.json."""
     req = tuning_request(ctx)
     uri = f"{ctx.tuning_dir}/{tuning.TRIALS_FILE}"
-    try:
-        doc = read_json(platform, uri)
-    except FileNotFoundError:
-        raise DataError(f"{uri}: no trials; the tune task has not finished") from None
-    if not isinstance(doc, dict):
-        raise DataError(f"{uri}: not a trials record")
+    doc = _read_record(platform, uri, "no trials; the tune task has not finished", "trials")
     best = tuning.best_from_trials_doc(doc, metric=req.metric)
     write_json(platform, f"{ctx.tuning_dir}/{tuning.BEST_FILE}", best.to_dict())
     log.info(
