@@ -280,7 +280,8 @@ def run_backtest(
             replace_where={"run_id": run_id},
             date_columns=["cutoff_date"],
         )
-    return {"backtest": report, "gate": gate}
+    # The per-window rows stay in memory for the run report (trainer.report); not written.
+    return {"backtest": report, "gate": gate, "predictions": evals}
 
 
 def _weather_forecast(

@@ -480,12 +480,45 @@ def _backtest(args: argparse.Namespace) -> dict[str, Any]:
         weather_noise_seed=args.weather_noise_seed,
     )
     coverage = result["backtest"]["methods"]["challenger"].get("coverage")
+    report_uri = _write_report(args, result, contract.date_column, challenger.seed)
     return {
         "output_dir": args.output_dir,
+        "report": report_uri,
         "gate": result["gate"],
         "coverage": coverage,
         "weather_noise": args.weather_noise,
     }
+
+
+def _write_report(
+    args: argparse.Namespace, result: dict[str, Any], date_column: str, seed: int
+) -> str | None:
+    """The run report beside backtest.json; a failure is a warning, never a failed backtest
+    (the gate must not depend on a chart)."""
+    from trainer.backtest import load_artifact
+    from trainer.report import write_report
+
+    try:
+        model = error = None
+        try:
+            model = load_artifact(args.model_dir)
+        except Exception as exc:  # a params-only folder still gets the rest of the report
+            error = f"the challenger's stored model could not be loaded ({exc})"
+        uri = write_report(
+            output_dir=args.output_dir,
+            backtest=result["backtest"],
+            gate=result["gate"],
+            predictions=result.get("predictions") or {},
+            date_column=date_column,
+            model=model,
+            model_error=error,
+            seed=seed,
+        )
+    except Exception as exc:
+        log.warning("backtest: the run report was not written (%s: %s)", type(exc).__name__, exc)
+        return None
+    log.info("backtest: run report at %s", uri)
+    return uri
 
 
 def _monitor(args: argparse.Namespace) -> dict[str, Any]:

@@ -300,7 +300,9 @@ def lgbm_kwargs(config: TrainerConfig) -> dict[str, Any]:
         "min_child_samples": p.min_child_samples,
         "colsample_bytree": p.feature_fraction,
         "subsample": p.bagging_fraction,
-        "subsample_freq": p.bagging_freq,
+        # LightGBM ignores bagging_fraction while bagging_freq is 0 (its default): asking for
+        # a fraction below 1 means bagging every iteration unless a frequency is given.
+        "subsample_freq": p.bagging_freq or (1 if p.bagging_fraction < 1 else 0),
         "reg_alpha": p.lambda_l1,
         "reg_lambda": p.lambda_l2,
         "objective": {"l2": "regression", "l1": "regression_l1"}.get(p.objective, p.objective),

@@ -60,7 +60,7 @@ class RunContext:
     # A tuning run's (sales_forecast_hpt) search; None on the daily DAG.
     tuning: TuningRequest | None = None
     # The daily DAG: train with the params of the newest registered tuned model, if any.
-    use_tuned_params: bool = False
+    use_tuned_params: bool = True
 
     @property
     def cutoff_iso(self) -> str:
@@ -306,5 +306,5 @@ def make_run_context(
         run_dir=f"{runs_root.rstrip('/')}/{key}",
         # Only the tuning DAG has a `trials` param.
         tuning=tuning,
-        use_tuned_params=tuning is None and bool(params.get("use_tuned_params", False)),
+        use_tuned_params=tuning is None and bool(params.get("use_tuned_params", True)),
     )

@@ -460,6 +460,8 @@ def finish_backtest(ctx: RunContext, platform: Platform, job: TrainerJob) -> dic
     gate["champion_version"] = job.state.get("champion_version")
     write_json(platform, ctx.gate_uri, gate)
     log.info("%s", decisions.gate_log(gate))
+    if platform.store.exists(report := f"{ctx.backtest_dir}/report/report.html"):
+        log.info("backtest report: %s", report)
     return dict(gate)
 
 

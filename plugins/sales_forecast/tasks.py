@@ -72,9 +72,9 @@ def dag_params(settings: Settings | None = None) -> dict[str, Any]:
             "is the same recipe on newer data). Scheduled runs use SF_SCHEDULED_ENABLE_DEPLOY.",
         ),
         "use_tuned_params": Param(
-            # Off by default for now: on, every train task looks the registry up when it
-            # renders (on GCP the Model Registry), see the README's Tuning section.
-            False,
+            # On: until a study's model is registered this changes nothing (the lookup finds
+            # no tuned version and the run says so); after that, daily runs keep its params.
+            True,
             type="boolean",
             title="Use the tuned params",
             description="Train with the LightGBM params of the newest registered model that "

@@ -26,3 +26,23 @@ def test_missing_keys_take_the_current_defaults():
         TrainerConfig.from_dict({"features": {"lag": [1]}})
     with pytest.raises(TrainerError, match="unknown trainer config keys"):
         TrainerConfig.from_dict({"horizn": 7})
+
+
+@pytest.mark.parametrize(
+    ("fraction", "freq", "expected"), [(1.0, 0, 0), (0.8, 0, 1), (0.8, 5, 5), (1.0, 3, 3)]
+)
+def test_a_bagging_fraction_below_one_bags_even_without_a_frequency(fraction, freq, expected):
+    # LightGBM silently ignores bagging_fraction while bagging_freq is 0: a tuned 0.7 would
+    # have changed nothing.
+    from trainer.config import lgbm_kwargs
+
+    params = LGBMParams(
+        n_estimators=10,
+        learning_rate=0.1,
+        num_leaves=7,
+        min_child_samples=5,
+        bagging_fraction=fraction,
+        bagging_freq=freq,
+    )
+    kwargs = lgbm_kwargs(TrainerConfig(params=params))
+    assert (kwargs["subsample"], kwargs["subsample_freq"]) == (fraction, expected)

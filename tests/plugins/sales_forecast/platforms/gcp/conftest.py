@@ -42,6 +42,19 @@ def fresh_settings() -> Iterator[None]:
     config.get_settings.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def no_registered_models() -> Iterator[mock.MagicMock]:
+    """An empty Model Registry, unless a test's ``models`` fixture (patched inside it) says more.
+
+    The daily train task looks up the newest tuned version when it renders (use_tuned_params
+    is on by default): without this, a test that never thought of the registry would call it.
+    """
+    hook = mock.MagicMock()
+    hook.list_models.return_value = []
+    with mock.patch(f"{GCP}.registry.ModelServiceHook", return_value=hook):
+        yield hook
+
+
 @pytest.fixture
 def dag(monkeypatch: pytest.MonkeyPatch) -> Any:
     set_variables(monkeypatch)

@@ -152,10 +152,11 @@ def test_a_daily_run_reuses_the_params_of_the_newest_tuned_vertex_model(monkeypa
         ),
     ]
     gcs.put(f"{root}b/params.json", {"params": {**tuned, "min_child_samples": 20}})
-    run = render(dag.get_task("train"), params={"use_tuned_params": True})["sf"]
+    # On (the default): the newest tuned version's params.
+    run = render(dag.get_task("train"))["sf"]
     job = steps.plan_train(run.ctx, run.platform, run.settings)
     assert job.args[job.args.index("--num_leaves") + 1] == "40"
     assert job.state["tuning"] == {"study": "9", "params": tuned, "from": "2"}
-    # Off (the default): the settings' recipe, no registry lookup needed.
-    run = render(dag.get_task("train"))["sf"]
+    # Off: the settings' recipe.
+    run = render(dag.get_task("train"), params={"use_tuned_params": False})["sf"]
     assert "--num_leaves" not in steps.plan_train(run.ctx, run.platform, run.settings).args
